@@ -1,0 +1,357 @@
+/**
+ * Every command, option and default of kmq, in one module: swapping commander for cliffy later
+ * touches this file only. Parsing yields a typed {@link Invocation}; main.ts dispatches it.
+ */
+import {
+  Command,
+  CommanderError,
+  InvalidArgumentError,
+  Option,
+  type OptionValues,
+} from "@commander-js/extra-typings";
+import pkg from "../package.json" with { type: "json" };
+import { DEFAULT_URL } from "./connection.ts";
+import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
+import { UsageError } from "./errors.ts";
+import { type Format, FORMATS } from "./formats.ts";
+
+export const VERSION: string = pkg.version;
+
+export interface GlobalOptions {
+  url: string;
+  verbose: boolean;
+}
+
+export interface ProduceOptions extends GlobalOptions {
+  topology: TopologyOptions;
+  messages: string[];
+  lines: boolean;
+  files: string[];
+  routingKey: string;
+  json: boolean;
+  contentType: string;
+  contentEncoding: string;
+  persistent: boolean;
+  priority?: number;
+  expiration?: string;
+  messageId?: string;
+  correlationId?: string;
+  replyTo?: string;
+  type?: string;
+  appId?: string;
+  headers: Record<string, unknown>;
+  confirm: boolean;
+  mandatory: boolean;
+}
+
+export interface ConsumeOptions extends GlobalOptions {
+  topology: TopologyOptions;
+  count?: number;
+  idleTimeout?: number;
+  prefetch: number;
+  ack: boolean;
+  accept: string[];
+  format: Format;
+}
+
+export interface DeclareOptions extends GlobalOptions {
+  topology: TopologyOptions;
+}
+
+export type Invocation =
+  | { command: "produce"; options: ProduceOptions }
+  | { command: "consume"; options: ConsumeOptions }
+  | { command: "declare"; options: DeclareOptions }
+  /** --help or --version was shown: nothing left to do. */
+  | { command: "done" };
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} must be a whole number`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function seconds(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a number of seconds above 0`);
+    }
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * `key=value` sends a string; `key:=json` sends the JSON value (number, boolean, table, array),
+ * the way httpie types its fields.
+ */
+export function parseHeader(spec: string, into: Record<string, unknown>): Record<string, unknown> {
+  const typed = /^([^=:]+):=(.*)$/s.exec(spec);
+  if (typed) {
+    const [, key = "", json = ""] = typed;
+    try {
+      return { ...into, [key]: JSON.parse(json) };
+    } catch {
+      throw new InvalidArgumentError(`header '${key}': '${json}' is not valid JSON (key:=json)`);
+    }
+  }
+  const eq = spec.indexOf("=");
+  if (eq <= 0) {
+    throw new InvalidArgumentError(`'${spec}' is not key=value (or key:=json for a typed value)`);
+  }
+  return { ...into, [spec.slice(0, eq)]: spec.slice(eq + 1) };
+}
+
+// deno-lint-ignore no-explicit-any
+function topologyOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return cmd
+    .option(
+      "-e, --exchange <name>",
+      "exchange ('' = the default exchange, never declared)",
+      DEFAULTS.exchange,
+    )
+    .addOption(
+      new Option("-t, --exchange-type <type>", "exchange type").choices(EXCHANGE_TYPES).default(
+        DEFAULTS.exchangeType,
+      ),
+    )
+    .option("--no-durable", "declare a non-durable exchange and queue (Kombu's default is durable)")
+    .option("--auto-delete", "declare an auto-delete exchange and queue", false)
+    .option("--exclusive", "declare the queue exclusive to this connection", false)
+    .option("--no-declare", "declare nothing: the exchange and queue must exist");
+}
+
+const EXAMPLES = `
+Examples:
+  kmq consume                              # the tutorial's consumer.py: prints each message
+  kmq produce "Hello World!"               # the tutorial's producer.py
+  kmq produce --json '{"task": "add"}'     # Kombu's JSON serializer
+  seq 1 1000 | kmq produce --lines         # one message per line, every one confirmed
+  kmq consume -o json -n 10 > dump.jsonl   # dump ten messages with all their properties
+  kmq consume -q '' -e amq.topic -r '#'    # tap an exchange with a throw-away queue
+  kmq declare -e jobs -q jobs -r jobs      # create topology from a setup script
+
+Environment: KMQ_URL (the broker URL). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
+4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered.`;
+
+/** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
+export function parseCommandLine(argv: string[]): Invocation {
+  let invocation: Invocation = { command: "done" };
+  const program = new Command()
+    .name("kmq")
+    .description(
+      "Produce and consume AMQP 0-9-1 messages (RabbitMQ, LavinMQ, …), speaking Kombu's wire format.",
+    )
+    .version(VERSION, "-V, --version", "print kmq's version")
+    .helpOption("-h, --help", "show help")
+    .addOption(
+      new Option("-u, --url <url>", "broker URL (amqp:// or amqps://)").env("KMQ_URL").default(
+        DEFAULT_URL,
+      ),
+    )
+    .option("-v, --verbose", "log connection and declaration steps to stderr", false)
+    .addHelpText("after", EXAMPLES)
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
+
+  const produce = topologyOptions(
+    program.command("produce").description(
+      "publish messages: each argument is one message; with none, stdin is the message",
+    ),
+  )
+    .argument("[message...]", "message bodies, one message each")
+    .option(
+      "-q, --queue <name>",
+      "also declare this queue and bind it with the routing key " +
+        "(default: 'queue' when neither -e nor -r is given, so the tutorial's message waits for its consumer)",
+    )
+    .option("-r, --routing-key <key>", "routing key", DEFAULTS.routingKey)
+    .option("-l, --lines", "each line of stdin is one message", false)
+    .option("-f, --file <path>", "send the file as one message (repeatable)", collect)
+    .option("--json", "check each message is JSON and send it as application/json (Kombu's default)", false)
+    .option(
+      "-C, --content-type <type>",
+      "content type (default: text/plain, or application/json with --json)",
+    )
+    .option("-E, --content-encoding <encoding>", "content encoding", "utf-8")
+    .option("--transient", "delivery mode 1 (default: 2, persistent)", false)
+    .option("--priority <0-255>", "message priority", integer("--priority", 0, 255))
+    .option(
+      "--expiration <ms>",
+      "per-message TTL in milliseconds",
+      (v) => String(integer("--expiration", 0, 2 ** 32 - 1)(v)),
+    )
+    .option("--message-id <id>", "message id")
+    .option("--correlation-id <id>", "correlation id")
+    .option("--reply-to <queue>", "reply-to queue")
+    .option("--type <type>", "message type")
+    .option("--app-id <id>", "application id")
+    .option("-H, --header <key=value>", "header; key:=json for a typed value (repeatable)", parseHeader, {})
+    .option("--no-mandatory", "let the broker drop messages no queue receives (default: an error)")
+    .option("--no-confirm", "do not wait for publisher confirms (faster, no delivery guarantee)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq produce "Hello World!"
+  kmq produce -e "" -r jobs -H attempt:=1 --json '{"id": 7}'
+  kmq produce -f report.pdf -C application/pdf -E binary
+  tail -f app.log | kmq produce -l -e logs -t fanout`,
+    )
+    .action((messages, o, cmd) => {
+      const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+      const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
+        cmd.getOptionValueSource("routingKey") !== "default";
+      const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
+      invocation = {
+        command: "produce",
+        options: {
+          url: g.url,
+          verbose: g.verbose,
+          topology: {
+            exchange: o.exchange,
+            exchangeType: o.exchangeType as ExchangeType,
+            queue: queue === "" ? undefined : queue,
+            bindingKeys: [o.routingKey],
+            durable: o.durable,
+            autoDelete: o.autoDelete,
+            exclusive: o.exclusive,
+            declare: o.declare,
+          },
+          messages,
+          lines: o.lines,
+          files: o.file ?? [],
+          routingKey: o.routingKey,
+          json: o.json,
+          contentType: o.contentType ?? (o.json ? "application/json" : "text/plain"),
+          contentEncoding: o.contentEncoding,
+          persistent: !o.transient,
+          priority: o.priority,
+          expiration: o.expiration,
+          messageId: o.messageId,
+          correlationId: o.correlationId,
+          replyTo: o.replyTo,
+          type: o.type,
+          appId: o.appId,
+          headers: o.header,
+          confirm: o.confirm,
+          mandatory: o.mandatory,
+        },
+      };
+    });
+
+  const consume = topologyOptions(
+    program.command("consume").description(
+      "print messages as they arrive, acking each once written",
+    ),
+  )
+    .option("-q, --queue <name>", "queue ('' = a server-named queue, to tap an exchange)", DEFAULTS.queue)
+    .option("-r, --routing-key <key>", "bind with this key (repeatable; default: test)", collect)
+    .option("-n, --count <n>", "exit after n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
+    .option("--idle-timeout <seconds>", "exit once no message came for this long", seconds("--idle-timeout"))
+    .option("-p, --prefetch <n>", "unacknowledged messages in flight", integer("--prefetch", 1, 65535), 100)
+    .option("--no-ack", "let the broker ack on delivery (at-most-once)")
+    .option("--accept <content-type>", "accept only this content type, reject others (repeatable)", collect)
+    .addOption(
+      new Option(
+        "-o, --format <format>",
+        "output: line (body + newline), raw (body bytes), json (record per line)",
+      )
+        .choices(FORMATS).default("line" as const),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq consume
+  kmq consume -n 1 --idle-timeout 5 -o json
+  kmq consume -q '' -e logs -t fanout
+  kmq consume --accept application/json -o raw > bodies.bin`,
+    )
+    .action((o, cmd) => {
+      const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+      invocation = {
+        command: "consume",
+        options: {
+          url: g.url,
+          verbose: g.verbose,
+          topology: {
+            exchange: o.exchange,
+            exchangeType: o.exchangeType as ExchangeType,
+            queue: o.queue,
+            bindingKeys: o.routingKey ?? [DEFAULTS.routingKey],
+            durable: o.durable,
+            autoDelete: o.autoDelete,
+            exclusive: o.exclusive,
+            declare: o.declare,
+          },
+          count: o.count,
+          idleTimeout: o.idleTimeout,
+          prefetch: o.prefetch,
+          ack: o.ack,
+          accept: o.accept ?? [],
+          format: o.format as Format,
+        },
+      };
+    });
+
+  const declare = topologyOptions(
+    program.command("declare").description(
+      "declare the exchange, queue and bindings (the same options as consume) and exit",
+    ),
+  )
+    .option("-q, --queue <name>", "queue to declare ('' = none)", DEFAULTS.queue)
+    .option("-r, --routing-key <key>", "bind with this key (repeatable; default: test)", collect)
+    .action((o, cmd) => {
+      const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+      invocation = {
+        command: "declare",
+        options: {
+          url: g.url,
+          verbose: g.verbose,
+          topology: {
+            exchange: o.exchange,
+            exchangeType: o.exchangeType as ExchangeType,
+            queue: o.queue === "" ? undefined : o.queue,
+            bindingKeys: o.routingKey ?? [DEFAULTS.routingKey],
+            durable: o.durable,
+            autoDelete: o.autoDelete,
+            exclusive: o.exclusive,
+            declare: true,
+          },
+        },
+      };
+    });
+
+  for (const cmd of [produce, consume, declare]) {
+    cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} });
+  }
+
+  try {
+    program.parse(argv, { from: "user" });
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") {
+      return { command: "done" };
+    }
+    if (err.code === "commander.help") {
+      // commander has printed the help to stderr: kmq was run without a command
+      throw new UsageError("no command given: use produce, consume or declare; run 'kmq --help' for usage");
+    }
+    const sub = argv.find((a) => ["produce", "consume", "declare"].includes(a));
+    const where = sub ? `kmq ${sub}` : "kmq";
+    const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim();
+    throw new UsageError(`${message}; run '${where} --help' for usage`, where);
+  }
+  return invocation;
+}

@@ -1,0 +1,178 @@
+import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
+import type { Writable } from "node:stream";
+import type { ConsumeOptions } from "./cli.ts";
+import { closeQuietly, connect } from "./connection.ts";
+import { declareTopology, topologyFrom } from "./declarations.ts";
+import { classifyError, ExitCode, KmqError } from "./errors.ts";
+import { formatMessage } from "./formats.ts";
+import type { Log } from "./log.ts";
+
+export interface ConsumeIo {
+  /** Message data goes here; nothing else does. */
+  stdout: Writable;
+  log: Log;
+  /** Aborted on SIGINT/SIGTERM: finish the message in hand, then stop cleanly. */
+  stop: AbortSignal;
+}
+
+/** Kombu treats a message without a content type as `application/data`. */
+const KOMBU_UNTYPED = "application/data";
+
+function write(out: Writable, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    out.write(bytes, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
+ * `kmq consume`: writes each message to stdout and acks it only after the write completed, so a
+ * crash or a signal can only cause a redelivery, never a loss.
+ */
+export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
+  const client = await connect({ url: o.url, name: "kmq consume", log: io.log });
+  try {
+    const channel = await client.channel();
+    const queue = await declareTopology(channel, topologyFrom(o.topology), io.log);
+    if (queue === undefined) throw new Error("consume needs a queue");
+    if (o.topology.queue === "") io.log.info(`consuming from server-named queue '${queue}'`);
+    await new ConsumeLoop(channel, queue, o, io).run();
+  } finally {
+    await closeQuietly(client);
+  }
+}
+
+class ConsumeLoop {
+  private readonly inbox: AMQPMessage[] = [];
+  private notify?: () => void;
+  private stopping = false;
+  private failure?: unknown;
+  private written = 0;
+  /** Settling these would let the broker send more than --count asks for. */
+  private deferredAck?: AMQPMessage;
+  private idleTimer?: ReturnType<typeof setTimeout>;
+  private readonly prefetch: number;
+  /** Broker-side auto-ack; with --no-ack and --count kmq acks on receipt instead, so prefetch holds. */
+  private readonly brokerAck: boolean;
+
+  constructor(
+    private readonly channel: AMQPChannel,
+    private readonly queue: string,
+    private readonly o: ConsumeOptions,
+    private readonly io: ConsumeIo,
+  ) {
+    this.prefetch = Math.min(o.prefetch, o.count ?? Infinity);
+    this.brokerAck = !o.ack && o.count === undefined;
+  }
+
+  async run(): Promise<void> {
+    const { channel, o, io } = this;
+    try {
+      await channel.basicQos(this.prefetch);
+    } catch (err) {
+      throw classifyError(err, "setting the prefetch");
+    }
+    const onStop = () => this.stop();
+    io.stop.addEventListener("abort", onStop);
+    let consumer;
+    try {
+      consumer = await channel.basicConsume(this.queue, { noAck: this.brokerAck }, (msg) => {
+        this.inbox.push(msg);
+        this.wakeUp();
+      });
+    } catch (err) {
+      throw classifyError(err, `consuming from queue '${this.queue}'`);
+    }
+    consumer.wait().then(
+      () => this.stop(),
+      (err) => {
+        this.failure ??= err;
+        this.stop();
+      },
+    );
+    this.armIdleTimer();
+    try {
+      while (true) {
+        const msg = this.inbox.shift();
+        if (msg) {
+          this.armIdleTimer();
+          if (!(await this.handle(msg))) break;
+          if (o.count !== undefined && this.written >= o.count) break;
+          continue;
+        }
+        if (this.stopping) break;
+        await new Promise<void>((resolve) => (this.notify = resolve));
+      }
+      if (this.failure) throw this.failure;
+      await consumer.cancel().catch(() => {});
+      await this.flushUnackedForNoAck();
+      if (this.deferredAck) await this.deferredAck.channel.basicAck(this.deferredAck.deliveryTag, true);
+    } catch (err) {
+      if (err instanceof KmqError) throw err;
+      throw classifyError(err, `consuming from queue '${this.queue}'`);
+    } finally {
+      clearTimeout(this.idleTimer);
+      io.stop.removeEventListener("abort", onStop);
+    }
+  }
+
+  /** Returns false when output can no longer be written. */
+  private async handle(msg: AMQPMessage): Promise<boolean> {
+    const { o, io } = this;
+    if (!this.brokerAck && !o.ack) await msg.ack(); // --no-ack: at-most-once, settled before output
+    if (o.accept.length > 0) {
+      const type = msg.properties.contentType || KOMBU_UNTYPED;
+      if (!o.accept.includes(type)) {
+        io.log.warn(
+          `rejected a message with content type '${type}' (routing key '${msg.routingKey}'): ` +
+            `not in --accept ${o.accept.join(", ")}`,
+        );
+        if (o.ack) await msg.reject(false);
+        return true;
+      }
+    }
+    try {
+      await write(io.stdout, formatMessage(msg, o.format));
+    } catch (err) {
+      if ((err as { code?: string }).code === "EPIPE") {
+        // the reader went away (`| head`): the message stays unacked and goes back to the queue
+        this.stopping = true;
+        return false;
+      }
+      throw new KmqError(ExitCode.unexpected, `writing to stdout: ${(err as Error).message}`);
+    }
+    this.written++;
+    if (o.ack) {
+      if (o.count !== undefined && this.written > o.count - this.prefetch) this.deferredAck = msg;
+      else await msg.ack();
+    }
+    return true;
+  }
+
+  /** With broker auto-ack the prefetched messages are already off the queue: write them out. */
+  private async flushUnackedForNoAck(): Promise<void> {
+    if (!this.brokerAck) return;
+    for (let msg = this.inbox.shift(); msg; msg = this.inbox.shift()) {
+      await write(this.io.stdout, formatMessage(msg, this.o.format));
+    }
+  }
+
+  private stop(): void {
+    this.stopping = true;
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const notify = this.notify;
+    this.notify = undefined;
+    notify?.();
+  }
+
+  private armIdleTimer(): void {
+    if (this.o.idleTimeout === undefined) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.io.log.info(`no message for ${this.o.idleTimeout} s: stopping`);
+      this.stop();
+    }, this.o.idleTimeout * 1000);
+  }
+}

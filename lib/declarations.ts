@@ -1,0 +1,137 @@
+import type { AMQPChannel } from "@cloudamqp/amqp-client";
+import { classifyError } from "./errors.ts";
+import type { Log } from "./log.ts";
+
+export const EXCHANGE_TYPES = ["direct", "fanout", "topic", "headers"] as const;
+export type ExchangeType = (typeof EXCHANGE_TYPES)[number];
+
+/** The tutorial's (and Kombu's) topology: what `kmq consume` and `kmq produce` use with no flags. */
+export const DEFAULTS = {
+  exchange: "test_exchange",
+  exchangeType: "direct" as ExchangeType,
+  queue: "queue",
+  routingKey: "test",
+} as const;
+
+export interface ExchangeSpec {
+  /** `""` is the default exchange, which exists always and is never declared. */
+  name: string;
+  type: ExchangeType;
+  durable: boolean;
+  autoDelete: boolean;
+}
+
+export interface QueueSpec {
+  /** `""` asks the broker for a server-named queue (then always exclusive and auto-delete). */
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+}
+
+/** One command's topology: an exchange, optionally a queue, and the keys binding them. */
+export interface Topology {
+  exchange: ExchangeSpec;
+  queue?: QueueSpec;
+  /** One binding of the queue to the exchange per key; none with the default exchange. */
+  bindingKeys: string[];
+  /** False with --no-declare: the entities must exist already. */
+  declare: boolean;
+}
+
+/** The topology options every command shares (`-e`, `-t`, `-q`, `-r`, `--no-durable`, …). */
+export interface TopologyOptions {
+  exchange: string;
+  exchangeType: ExchangeType;
+  /** `undefined`: declare no queue. */
+  queue: string | undefined;
+  bindingKeys: string[];
+  durable: boolean;
+  autoDelete: boolean;
+  exclusive: boolean;
+  declare: boolean;
+}
+
+/** Builds the shared topology from a command's options; Kombu's defaults fill the gaps. */
+export function topologyFrom(o: TopologyOptions): Topology {
+  const serverNamed = o.queue === "";
+  return {
+    exchange: {
+      name: o.exchange,
+      type: o.exchangeType,
+      durable: o.durable,
+      autoDelete: o.autoDelete,
+    },
+    queue: o.queue === undefined ? undefined : {
+      name: o.queue,
+      durable: o.durable && !serverNamed,
+      exclusive: o.exclusive || serverNamed,
+      autoDelete: o.autoDelete || serverNamed,
+    },
+    bindingKeys: o.exchange === "" ? [] : o.bindingKeys,
+    declare: o.declare,
+  };
+}
+
+/**
+ * Declares the exchange, the queue and its bindings (or, with `declare: false`, checks that they
+ * exist) and returns the queue's name — the broker's name for a server-named queue.
+ */
+export async function declareTopology(
+  channel: AMQPChannel,
+  topology: Topology,
+  log: Log,
+): Promise<string | undefined> {
+  const { exchange, queue } = topology;
+  if (exchange.name !== "") {
+    // RabbitMQ refuses to (re)declare its own amq.* exchanges; checking they exist is allowed.
+    const passive = !topology.declare || exchange.name.startsWith("amq.");
+    await step(
+      `${passive ? "checking" : "declaring"} exchange '${exchange.name}'`,
+      log,
+      () =>
+        channel.exchangeDeclare(exchange.name, exchange.type, {
+          passive,
+          durable: exchange.durable,
+          autoDelete: exchange.autoDelete,
+        }),
+    );
+  }
+  if (!queue) return undefined;
+  if (!topology.declare && queue.name !== "") {
+    await step(
+      `checking queue '${queue.name}'`,
+      log,
+      () => channel.queueDeclare(queue.name, { passive: true }),
+    );
+    return queue.name;
+  }
+  const ok = await step(
+    `declaring queue '${queue.name || "(server-named)"}'`,
+    log,
+    () =>
+      channel.queueDeclare(queue.name, {
+        durable: queue.durable,
+        exclusive: queue.exclusive,
+        autoDelete: queue.autoDelete,
+      }),
+  );
+  if (queue.name === "") log.info(`the broker named the queue '${ok.name}'`);
+  for (const key of topology.bindingKeys) {
+    await step(
+      `binding queue '${ok.name}' to exchange '${exchange.name}' with key '${key}'`,
+      log,
+      () => channel.queueBind(ok.name, exchange.name, key),
+    );
+  }
+  return ok.name;
+}
+
+async function step<T>(what: string, log: Log, action: () => Promise<T>): Promise<T> {
+  log.info(what);
+  try {
+    return await action();
+  } catch (err) {
+    throw classifyError(err, what);
+  }
+}

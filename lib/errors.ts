@@ -1,0 +1,103 @@
+/**
+ * Every failure kmq reports maps to one exit code, so scripts can tell a typo from a broker that is
+ * down. `main.ts` is the only place that turns a {@link KmqError} into a process exit.
+ */
+export const ExitCode = {
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  badInput: 3,
+  unreachable: 4,
+  accessRefused: 5,
+  brokerRefused: 6,
+  notDelivered: 7,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error whose message is fit for the user: one line, what failed and how to fix it. */
+export class KmqError extends Error {
+  constructor(readonly exitCode: ExitCodeValue, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "KmqError";
+  }
+}
+
+/** Unknown flag, bad option value, missing argument: exit 2. */
+export class UsageError extends KmqError {
+  constructor(message: string, readonly command = "kmq") {
+    super(ExitCode.usage, message);
+    this.name = "UsageError";
+  }
+}
+
+/** The data to publish is not what was promised (invalid JSON, unreadable file, empty input): exit 3. */
+export class InputError extends KmqError {
+  constructor(message: string) {
+    super(ExitCode.badInput, message);
+    this.name = "InputError";
+  }
+}
+
+/** Messages the broker did not take: nacked, returned, or unconfirmed when the connection closed. */
+export class DeliveryError extends KmqError {
+  constructor(message: string) {
+    super(ExitCode.notDelivered, message);
+    this.name = "DeliveryError";
+  }
+}
+
+/** Replaces the password of an AMQP URL with `***`, wherever it appears in a text. */
+export function redactUrl(url: string): string {
+  return url.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
+}
+
+const hints: Record<string, string> = {
+  PRECONDITION_FAILED:
+    "declare it with the options it already has, delete it first, or pass --no-declare to use it as it is",
+  NOT_FOUND: "create it first (run 'kmq declare' with the same options) or drop --no-declare",
+  RESOURCE_LOCKED: "another connection holds it exclusively; stop that consumer or use another queue",
+  ACCESS_REFUSED: "check the user's permissions on this virtual host",
+  NOT_ALLOWED: "check that the virtual host exists and the user may use it",
+};
+
+/**
+ * Translates what the AMQP client or the socket threw into a {@link KmqError}. `what` names the
+ * step that failed ("connecting to …", "declaring queue 'q'"), so the message says which entity.
+ */
+export function classifyError(err: unknown, what: string, secret?: string): KmqError {
+  if (err instanceof KmqError) return err;
+  const raw = err instanceof Error ? err.message : String(err);
+  const text = mask(raw, secret);
+  const code = /\((\d{3})\)\s*$/.exec(text)?.[1];
+  const reason = /(?:closed: )?([A-Z_]{6,}) - (.*) \(\d{3}\)\s*$/.exec(text);
+  if (reason) {
+    const [, name = "", detail = ""] = reason;
+    const hint = hints[name] ?? "see the broker's log for details";
+    if (name === "ACCESS_REFUSED" && /login|authentication|PLAIN/i.test(detail)) {
+      return new KmqError(
+        ExitCode.accessRefused,
+        `${what}: login refused (${name}): check the user name and password in --url or KMQ_URL`,
+      );
+    }
+    const exit = name === "ACCESS_REFUSED" || name === "NOT_ALLOWED" || code === "530"
+      ? ExitCode.accessRefused
+      : ExitCode.brokerRefused;
+    return new KmqError(exit, `${what}: ${name} - ${detail}; ${hint}`);
+  }
+  if (
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|timed? ?out|Socket closed|Connection ended|certificate|self[- ]signed|TLS|SSL|altnames/i
+      .test(text)
+  ) {
+    return new KmqError(
+      ExitCode.unreachable,
+      `${what}: ${text}; check that the broker runs and the host, port and TLS settings of --url are right`,
+    );
+  }
+  return new KmqError(ExitCode.unexpected, `${what}: ${text}`, { cause: err });
+}
+
+function mask(text: string, secret?: string): string {
+  const redacted = redactUrl(text);
+  return secret ? redacted.split(secret).join("***") : redacted;
+}

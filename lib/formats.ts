@@ -1,0 +1,96 @@
+import { Buffer } from "node:buffer";
+import type { AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
+
+export const FORMATS = ["line", "raw", "json"] as const;
+export type Format = (typeof FORMATS)[number];
+
+/** A message's properties as `--format json` writes them: AMQP's names, unset ones left out. */
+export interface PropertiesRecord {
+  content_type?: string;
+  content_encoding?: string;
+  delivery_mode?: number;
+  priority?: number;
+  correlation_id?: string;
+  reply_to?: string;
+  expiration?: string;
+  message_id?: string;
+  /** Seconds since the Unix epoch, as AMQP carries it. */
+  timestamp?: number;
+  type?: string;
+  user_id?: string;
+  app_id?: string;
+  headers?: Record<string, unknown>;
+}
+
+/** One line of `--format json`. Exactly one of `body` and `body_base64` is present. */
+export interface MessageRecord {
+  exchange: string;
+  routing_key: string;
+  redelivered: boolean;
+  properties: PropertiesRecord;
+  body?: string;
+  body_base64?: string;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Header values JSON cannot carry as they are get a one-key tagged object. */
+export function headerValueToJson(value: unknown): unknown {
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString("base64") };
+  if (value instanceof Date) return { $timestamp: Math.floor(value.getTime() / 1000) };
+  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : String(value);
+  if (Array.isArray(value)) return value.map(headerValueToJson);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, headerValueToJson(v)]));
+  }
+  return value;
+}
+
+export function propertiesToRecord(p: AMQPProperties): PropertiesRecord {
+  const r: PropertiesRecord = {};
+  if (p.contentType !== undefined) r.content_type = p.contentType;
+  if (p.contentEncoding !== undefined) r.content_encoding = p.contentEncoding;
+  if (p.deliveryMode !== undefined) r.delivery_mode = p.deliveryMode;
+  if (p.priority !== undefined) r.priority = p.priority;
+  if (p.correlationId !== undefined) r.correlation_id = p.correlationId;
+  if (p.replyTo !== undefined) r.reply_to = p.replyTo;
+  if (p.expiration !== undefined) r.expiration = p.expiration;
+  if (p.messageId !== undefined) r.message_id = p.messageId;
+  if (p.timestamp !== undefined) r.timestamp = Math.floor(p.timestamp.getTime() / 1000);
+  if (p.type !== undefined) r.type = p.type;
+  if (p.userId !== undefined) r.user_id = p.userId;
+  if (p.appId !== undefined) r.app_id = p.appId;
+  if (p.headers !== undefined) r.headers = headerValueToJson(p.headers) as Record<string, unknown>;
+  return r;
+}
+
+export function messageToRecord(msg: AMQPMessage): MessageRecord {
+  const record: MessageRecord = {
+    exchange: msg.exchange,
+    routing_key: msg.routingKey,
+    redelivered: msg.redelivered,
+    properties: propertiesToRecord(msg.properties),
+  };
+  const body = msg.body ?? new Uint8Array(0);
+  try {
+    record.body = utf8.decode(body);
+  } catch {
+    record.body_base64 = Buffer.from(body).toString("base64");
+  }
+  return record;
+}
+
+const NEWLINE = new Uint8Array([10]);
+
+/** The bytes `kmq consume` writes for one message in the given format. */
+export function formatMessage(msg: AMQPMessage, format: Format): Uint8Array {
+  const body = msg.body ?? new Uint8Array(0);
+  switch (format) {
+    case "raw":
+      return body;
+    case "line":
+      return Buffer.concat([body, NEWLINE]);
+    case "json":
+      return Buffer.from(JSON.stringify(messageToRecord(msg)) + "\n");
+  }
+}

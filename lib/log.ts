@@ -1,0 +1,17 @@
+import process from "node:process";
+
+/** Diagnostics go to stderr, so stdout carries only message data. */
+export interface Log {
+  /** Steps (connecting, declaring); shown with --verbose only. */
+  info(message: string): void;
+  /** Something the user should know that does not stop kmq. */
+  warn(message: string): void;
+}
+
+export function stderrLog(verbose: boolean): Log {
+  const write = (line: string) => process.stderr.write(`kmq: ${line}\n`);
+  return {
+    info: verbose ? write : () => {},
+    warn: write,
+  };
+}

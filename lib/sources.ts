@@ -1,0 +1,89 @@
+import { Buffer } from "node:buffer";
+import { readFile, stat } from "node:fs/promises";
+import { InputError } from "./errors.ts";
+
+/** One message body and where it came from, so an error can name its line, file or argument. */
+export interface Body {
+  bytes: Uint8Array;
+  /** "argument 2", "line 17", "file 'x.json'", "stdin". */
+  origin: string;
+}
+
+const encoder = new TextEncoder();
+
+export function* fromArguments(messages: string[]): Generator<Body> {
+  for (const [i, m] of messages.entries()) yield { bytes: encoder.encode(m), origin: `argument ${i + 1}` };
+}
+
+/** Fails before anything is published when a file is missing, unreadable or a directory. */
+export async function checkFiles(paths: string[]): Promise<void> {
+  for (const path of paths) {
+    let info;
+    try {
+      info = await stat(path);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable" : String(err);
+      throw new InputError(`file '${path}' ${why}: check the path given to --file`);
+    }
+    if (info.isDirectory()) throw new InputError(`'${path}' is a directory: --file takes a file`);
+  }
+}
+
+export async function* fromFiles(paths: string[]): AsyncGenerator<Body> {
+  for (const path of paths) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      throw new InputError(`cannot read file '${path}': ${(err as Error).message}`);
+    }
+    yield { bytes, origin: `file '${path}'` };
+  }
+}
+
+/** All of stdin as one message, bytes kept exactly. */
+export async function* fromWholeStream(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Body> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  yield { bytes: Buffer.concat(chunks), origin: "stdin" };
+}
+
+/**
+ * Each line of the stream is one message, read as the stream arrives so memory stays bounded by
+ * the longest line. `\n` and `\r\n` both end a line; a last line without a newline counts.
+ */
+export async function* fromLines(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Body> {
+  let pending: Uint8Array | undefined;
+  let lineNo = 0;
+  for await (const chunk of stream) {
+    let data = pending ? Buffer.concat([pending, chunk]) : chunk;
+    let start = 0;
+    let nl: number;
+    while ((nl = data.indexOf(10, start)) !== -1) {
+      const end = nl > start && data[nl - 1] === 13 ? nl - 1 : nl;
+      lineNo++;
+      // copy: the chunk's memory may be reused by the stream once we move on
+      yield { bytes: data.slice(start, end), origin: `line ${lineNo}` };
+      start = nl + 1;
+    }
+    pending = start < data.length ? data.subarray(start) : undefined;
+    data = new Uint8Array(0);
+  }
+  if (pending && pending.length > 0) {
+    const end = pending[pending.length - 1] === 13 ? pending.length - 1 : pending.length;
+    yield { bytes: pending.slice(0, end), origin: `line ${lineNo + 1}` };
+  }
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** --json: a body that is not one JSON value is bad input (exit 3), named by its origin. */
+export function checkJson(body: Body): void {
+  try {
+    JSON.parse(strictUtf8.decode(body.bytes));
+  } catch (err) {
+    const why = err instanceof SyntaxError ? err.message : "not valid UTF-8";
+    throw new InputError(`${body.origin} is not valid JSON (${why}); fix it or drop --json`);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * kmq's entry point: parse, dispatch, and the one place that exits. Every failure becomes one
+ * line on stderr and a documented exit code; a stack trace only with --verbose.
+ */
+import process from "node:process";
+import { parseCommandLine } from "./lib/cli.ts";
+import { cmdConsume } from "./lib/consume.ts";
+import { cmdDeclare } from "./lib/declare.ts";
+import { ExitCode, KmqError, redactUrl } from "./lib/errors.ts";
+import { stderrLog } from "./lib/log.ts";
+import { cmdProduce } from "./lib/produce.ts";
+
+async function run(argv: string[]): Promise<number> {
+  const invocation = parseCommandLine(argv);
+  if (invocation.command === "done") return ExitCode.ok;
+  const { verbose } = invocation.options;
+  const log = stderrLog(verbose);
+  switch (invocation.command) {
+    case "produce":
+      await cmdProduce(invocation.options, {
+        stdin: process.stdin,
+        stdinIsTty: process.stdin.isTTY === true,
+        showSummary: verbose || process.stderr.isTTY === true,
+        log,
+      });
+      return ExitCode.ok;
+    case "consume": {
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      await cmdConsume(invocation.options, { stdout: process.stdout, log, stop: stop.signal });
+      return ExitCode.ok;
+    }
+    case "declare":
+      await cmdDeclare(invocation.options, log);
+      return ExitCode.ok;
+  }
+}
+
+function report(err: unknown, verbose: boolean): number {
+  if (err instanceof KmqError) {
+    process.stderr.write(`kmq: ${redactUrl(err.message)}\n`);
+    if (verbose && err.cause instanceof Error && err.cause.stack) {
+      process.stderr.write(redactUrl(err.cause.stack) + "\n");
+    }
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`kmq: unexpected error: ${redactUrl(message)} (rerun with --verbose for details)\n`);
+  if (verbose && err instanceof Error && err.stack) process.stderr.write(redactUrl(err.stack) + "\n");
+  return ExitCode.unexpected;
+}
+
+const argv = process.argv.slice(2);
+const verbose = argv.includes("-v") || argv.includes("--verbose");
+// the AMQP client rejects promises nobody awaits when a connection dies; they are reported elsewhere
+process.on("unhandledRejection", () => {});
+let code: number;
+try {
+  code = await run(argv);
+} catch (err) {
+  code = report(err, verbose);
+}
+// let stdout drain before leaving: a pipe may still hold the last messages
+process.stdout.write("", () => process.exit(code));
