@@ -34,7 +34,6 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
     const channel = await client.channel();
     const queue = await declareTopology(channel, topologyFrom(o.topology), io.log);
     if (queue === undefined) throw new Error("consume needs a queue");
-    if (o.topology.queue === "") io.log.info(`consuming from server-named queue '${queue}'`);
     await new ConsumeLoop(channel, queue, o, io).run();
   } finally {
     await closeQuietly(client);
@@ -82,6 +81,7 @@ class ConsumeLoop {
     } catch (err) {
       throw classifyError(err, `consuming from queue '${this.queue}'`);
     }
+    io.log.info(`consuming from queue '${this.queue}' (prefetch ${this.prefetch})`);
     consumer.wait().then(
       () => this.stop(),
       (err) => {

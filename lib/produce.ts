@@ -94,7 +94,7 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
     await publisher.drain();
     // closing the channel waits for every basic.return the broker sent before its close-ok
     if (!channel.closed) await channel.close().catch(() => {});
-    if (stopped instanceof InputError) {
+    if (stopped instanceof InputError && o.lines) {
       const c = publisher.counts;
       throw new InputError(
         `${stopped.message}; ${c.confirmed - c.returned} message(s) before it were published and confirmed`,

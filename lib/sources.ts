@@ -46,6 +46,9 @@ export async function* fromFiles(paths: string[]): AsyncGenerator<Body> {
 export async function* fromWholeStream(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Body> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of stream) chunks.push(chunk);
+  if (chunks.every((c) => c.length === 0)) {
+    throw new InputError("nothing to send: standard input was empty");
+  }
   yield { bytes: Buffer.concat(chunks), origin: "stdin" };
 }
 
