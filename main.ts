@@ -18,8 +18,8 @@ async function run(argv: string[]): Promise<number> {
   switch (invocation.command) {
     case "produce":
       await cmdProduce(invocation.options, {
-        stdin: process.stdin,
-        stdinIsTty: process.stdin.isTTY === true,
+        // opening process.stdin costs start-up time: only touch it when messages come from there
+        stdin: () => process.stdin,
         showSummary: verbose || process.stderr.isTTY === true,
         log,
       });
@@ -56,11 +56,8 @@ const argv = process.argv.slice(2);
 const verbose = argv.includes("-v") || argv.includes("--verbose");
 // the AMQP client rejects promises nobody awaits when a connection dies; they are reported elsewhere
 process.on("unhandledRejection", () => {});
-let code: number;
-try {
-  code = await run(argv);
-} catch (err) {
-  code = report(err, verbose);
-}
-// let stdout drain before leaving: a pipe may still hold the last messages
-process.stdout.write("", () => process.exit(code));
+// no top-level await: it keeps the bundle eligible for bun's precompiled bytecode (faster start)
+run(argv).catch((err) => report(err, verbose)).then((code) => {
+  // let stdout drain before leaving: a pipe may still hold the last messages
+  process.stdout.write("", () => process.exit(code));
+});

@@ -16,8 +16,8 @@ import {
 } from "./sources.ts";
 
 export interface ProduceIo {
-  stdin: AsyncIterable<Uint8Array>;
-  stdinIsTty: boolean;
+  /** Opened only when the messages come from stdin. */
+  stdin: () => AsyncIterable<Uint8Array> & { isTTY?: boolean };
   /** Where the closing summary goes when it is wanted (a TTY, or --verbose). */
   showSummary: boolean;
   log: Log;
@@ -47,12 +47,13 @@ function bodies(o: ProduceOptions, io: ProduceIo): AsyncIterable<Body> | Iterabl
   }
   if (o.messages.length > 0) return fromArguments(o.messages);
   if (o.files.length > 0) return fromFiles(o.files);
-  if (io.stdinIsTty) {
+  const stdin = io.stdin();
+  if (stdin.isTTY === true) {
     throw new UsageError(
       "no message given: pass it as an argument, pipe it on stdin, or use --file; run 'kmq produce --help' for usage",
     );
   }
-  return o.lines ? fromLines(io.stdin) : fromWholeStream(io.stdin);
+  return o.lines ? fromLines(stdin) : fromWholeStream(stdin);
 }
 
 /** `kmq produce`: publishes every message and returns only when the broker confirmed them all. */
@@ -92,8 +93,9 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
       stopped = err;
     }
     await publisher.drain();
-    // closing the channel waits for every basic.return the broker sent before its close-ok
-    if (!channel.closed) await channel.close().catch(() => {});
+    // A confirm comes after the return of its message, so with confirms every return is in now;
+    // without them, closing the channel waits for every return sent before its close-ok.
+    if (!o.confirm && !channel.closed) await channel.close().catch(() => {});
     if (stopped instanceof InputError && o.lines) {
       const c = publisher.counts;
       throw new InputError(

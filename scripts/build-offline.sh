@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 [ -x "$bun" ] || bun=bun
-exec "$bun" build --compile --minify main.ts --outfile dist/kmq
+exec "$bun" build --compile --minify --bytecode main.ts --outfile dist/kmq
