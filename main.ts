@@ -58,6 +58,10 @@ const verbose = argv.includes("-v") || argv.includes("--verbose");
 process.on("unhandledRejection", () => {});
 // no top-level await: it keeps the bundle eligible for bun's precompiled bytecode (faster start)
 run(argv).catch((err) => report(err, verbose)).then((code) => {
+  process.exitCode = code;
   // let stdout drain before leaving: a pipe may still hold the last messages
-  process.stdout.write("", () => process.exit(code));
+  const exit = () => process.exit(code);
+  if (process.stdout.errored || process.stdout.destroyed) return exit();
+  process.stdout.on("error", exit);
+  process.stdout.write("", exit);
 });

@@ -93,11 +93,14 @@ export async function closeQuietly(client: AMQPClient): Promise<void> {
     client.socket?.destroy();
     return;
   }
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([client.close(), new Promise((r) => setTimeout(r, 2000))]);
+    // a broker that went silent must not keep kmq from exiting
+    await Promise.race([client.close(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
   } catch {
     // already closed by the broker: nothing left to release but the socket
   } finally {
+    clearTimeout(timer);
     client.socket?.destroy();
   }
 }

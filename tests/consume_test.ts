@@ -5,10 +5,13 @@ import {
   broker,
   declarePair,
   drain,
+  kmqCommand,
   publishRaw,
   queueDepth,
   run,
+  type RunResult,
   startConsumer,
+  TEST_URL,
   unique,
   withCleanup,
 } from "./helpers.ts";
@@ -238,4 +241,26 @@ Deno.test("consume: an exclusive queue owned by another connection is exit 6 (RE
   } finally {
     await owner.close();
   }
+});
+
+Deno.test("consume: output that cannot be written is exit 1, and the message stays in the queue", async () => {
+  await withPair(async ({ ex, q }, client) => {
+    await fill(ex, ["kept"]);
+    const [cmd, pre] = kmqCommand();
+    const quoted = [cmd, ...pre, "consume", "-e", ex, "-q", q, "-r", "k", "-n", "1"].map((a) => `'${a}'`);
+    const out = await new Deno.Command("bash", {
+      args: ["-c", `exec ${quoted.join(" ")} > /dev/full`],
+      env: { KMQ_URL: TEST_URL, NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const r: RunResult = {
+      code: out.code,
+      stdout: "",
+      stdoutBytes: new Uint8Array(),
+      stderr: new TextDecoder().decode(out.stderr),
+    };
+    assertFailure(r, 1, /writing to stdout: .*(ENOSPC|no space)/i);
+    assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["kept"]);
+  });
 });

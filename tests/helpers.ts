@@ -25,12 +25,17 @@ export interface RunOptions {
   cwd?: string;
 }
 
+/** The program and leading arguments that start kmq: the binary, or the sources under Deno. */
+export function kmqCommand(): [string, string[]] {
+  return BIN
+    ? [BIN.startsWith("/") ? BIN : `${ROOT}${BIN}`, []]
+    : [Deno.execPath(), ["run", "-A", "--quiet", `${ROOT}main.ts`]];
+}
+
 function command(args: string[], options: RunOptions, stdin: "piped" | "null"): Deno.Command {
   const env: Record<string, string> = { NO_COLOR: "1", ...options.env };
   if (!options.noUrl && env.KMQ_URL === undefined) env.KMQ_URL = TEST_URL;
-  const [cmd, pre] = BIN
-    ? [BIN.startsWith("/") ? BIN : `${ROOT}${BIN}`, []]
-    : [Deno.execPath(), ["run", "-A", "--quiet", `${ROOT}main.ts`]];
+  const [cmd, pre] = kmqCommand();
   return new Deno.Command(cmd, {
     args: [...pre, ...args],
     env,
