@@ -56,12 +56,14 @@ const argv = process.argv.slice(2);
 const verbose = argv.includes("-v") || argv.includes("--verbose");
 // the AMQP client rejects promises nobody awaits when a connection dies; they are reported elsewhere
 process.on("unhandledRejection", () => {});
+// write errors reach each writer through its callback; unheard, the stream's 'error' event would
+// crash the process (Bun) before kmq can report it
+process.stdout.on("error", () => {});
 // no top-level await: it keeps the bundle eligible for bun's precompiled bytecode (faster start)
 run(argv).catch((err) => report(err, verbose)).then((code) => {
   process.exitCode = code;
   // let stdout drain before leaving: a pipe may still hold the last messages
   const exit = () => process.exit(code);
   if (process.stdout.errored || process.stdout.destroyed) return exit();
-  process.stdout.on("error", exit);
   process.stdout.write("", exit);
 });
