@@ -20,8 +20,9 @@ async function run(argv: string[]): Promise<number> {
       await cmdProduce(invocation.options, {
         // opening process.stdin costs start-up time: only touch it when messages come from there
         stdin: () => process.stdin,
-        showSummary: verbose || process.stderr.isTTY === true,
+        stderr: process.stderr,
         log,
+        verbose,
       });
       return ExitCode.ok;
     case "consume": {

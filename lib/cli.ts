@@ -13,6 +13,7 @@ import pkg from "../package.json" with { type: "json" };
 import { DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { UsageError } from "./errors.ts";
+import { FieldError, fieldFromJson, type FieldTable } from "./fields.ts";
 import { type Format, FORMATS } from "./formats.ts";
 
 export const VERSION: string = pkg.version;
@@ -26,6 +27,7 @@ export interface ProduceOptions extends GlobalOptions {
   topology: TopologyOptions;
   messages: string[];
   lines: boolean;
+  jsonl: boolean;
   files: string[];
   routingKey: string;
   json: boolean;
@@ -39,9 +41,18 @@ export interface ProduceOptions extends GlobalOptions {
   replyTo?: string;
   type?: string;
   appId?: string;
-  headers: Record<string, unknown>;
+  headers: FieldTable;
   confirm: boolean;
   mandatory: boolean;
+  /** Messages per second at most. */
+  rate?: number;
+  /** Publish the message(s) this many times. */
+  repeat: number;
+  /** Seconds to keep reconnecting after the connection drops. */
+  retryTimeout: number;
+  quiet: boolean;
+  /** Options given on the command line (or env): with --jsonl they win over a record's fields. */
+  given: Set<string>;
 }
 
 export interface ConsumeOptions extends GlobalOptions {
@@ -84,6 +95,16 @@ function seconds(name: string) {
   };
 }
 
+function positive(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a number above 0`);
+    }
+    return n;
+  };
+}
+
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
@@ -92,14 +113,21 @@ function collect(value: string, previous: string[] | undefined): string[] {
  * `key=value` sends a string; `key:=json` sends the JSON value (number, boolean, table, array),
  * the way httpie types its fields.
  */
-export function parseHeader(spec: string, into: Record<string, unknown>): Record<string, unknown> {
+export function parseHeader(spec: string, into: FieldTable): FieldTable {
   const typed = /^([^=:]+):=(.*)$/s.exec(spec);
   if (typed) {
     const [, key = "", json = ""] = typed;
+    let value: unknown;
     try {
-      return { ...into, [key]: JSON.parse(json) };
+      value = JSON.parse(json);
     } catch {
       throw new InvalidArgumentError(`header '${key}': '${json}' is not valid JSON (key:=json)`);
+    }
+    try {
+      return { ...into, [key]: fieldFromJson(value) };
+    } catch (err) {
+      if (err instanceof FieldError) throw new InvalidArgumentError(`header '${key}': ${err.message}`);
+      throw err;
     }
   }
   const eq = spec.indexOf("=");
@@ -177,6 +205,11 @@ export function parseCommandLine(argv: string[]): Invocation {
     )
     .option("-r, --routing-key <key>", "routing key", DEFAULTS.routingKey)
     .option("-l, --lines", "each line of stdin is one message", false)
+    .option(
+      "--jsonl",
+      "each stdin line is a record as 'kmq consume -o json' writes it (replay a dump)",
+      false,
+    )
     .option("-f, --file <path>", "send the file as one message (repeatable)", collect)
     .option("--json", "check each message is JSON and send it as application/json (Kombu's default)", false)
     .option(
@@ -199,6 +232,20 @@ export function parseCommandLine(argv: string[]): Invocation {
     .option("-H, --header <key=value>", "header; key:=json for a typed value (repeatable)", parseHeader, {})
     .option("--no-mandatory", "let the broker drop messages no queue receives (default: an error)")
     .option("--no-confirm", "do not wait for publisher confirms (faster, no delivery guarantee)")
+    .option("--rate <msgs/s>", "publish at most this many messages per second", positive("--rate"))
+    .option(
+      "--repeat <n>",
+      "publish the message(s) n times",
+      integer("--repeat", 1, Number.MAX_SAFE_INTEGER),
+      1,
+    )
+    .option(
+      "--retry-timeout <seconds>",
+      "keep reconnecting this long when the connection drops",
+      seconds("--retry-timeout"),
+      60,
+    )
+    .option("--quiet", "print nothing but errors", false)
     .addHelpText(
       "after",
       `
@@ -230,6 +277,7 @@ Examples:
           },
           messages,
           lines: o.lines,
+          jsonl: o.jsonl,
           files: o.file ?? [],
           routingKey: o.routingKey,
           json: o.json,
@@ -246,6 +294,16 @@ Examples:
           headers: o.header,
           confirm: o.confirm,
           mandatory: o.mandatory,
+          rate: o.rate,
+          repeat: o.repeat,
+          retryTimeout: o.retryTimeout,
+          quiet: o.quiet,
+          given: new Set(
+            cmd.options.map((opt) => opt.attributeName()).filter((name) => {
+              const source = cmd.getOptionValueSource(name);
+              return source === "cli" || source === "env";
+            }),
+          ),
         },
       };
     });

@@ -1,5 +1,6 @@
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { classifyError, ExitCode, KmqError, redactUrl, UsageError } from "./errors.ts";
+import { installTypedFieldDecoding } from "./field-decoding.ts";
 import type { Log } from "./log.ts";
 
 /** Where kmq connects when neither --url nor KMQ_URL says otherwise: Kombu's default broker. */
@@ -61,6 +62,7 @@ export async function connect(options: ConnectOptions): Promise<AMQPClient> {
   if (new URL(url.href).searchParams.has("insecure")) {
     options.log.warn("TLS certificate verification is OFF (insecure in the URL): do not use in production");
   }
+  installTypedFieldDecoding();
   const client = new AMQPClient(url.href);
   options.log.info(`connecting to ${url.display}`);
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -68,12 +68,20 @@ const hints: Record<string, string> = {
 export function classifyError(err: unknown, what: string, secret?: string): KmqError {
   if (err instanceof KmqError) return err;
   const raw = err instanceof Error ? err.message : String(err);
-  const text = mask(raw, secret);
+  // the broker's reasons may hold Erlang terms spread over several lines
+  const text = mask(raw, secret).replace(/\s+/g, " ").trim();
   const code = /\((\d{3})\)\s*$/.exec(text)?.[1];
   const reason = /(?:closed: )?([A-Z_]{6,}) - (.*) \(\d{3}\)\s*$/.exec(text);
   if (reason) {
     const [, name = "", detail = ""] = reason;
     const hint = hints[name] ?? "see the broker's log for details";
+    if (name === "CONNECTION_FORCED") {
+      return new KmqError(ExitCode.unreachable, `${what}: the broker closed the connection (${detail})`);
+    }
+    if (Number(code) >= 500 && name !== "NOT_ALLOWED") {
+      // a protocol error is kmq's fault, not the user's: say so
+      return new KmqError(ExitCode.unexpected, `${what}: ${name} - ${detail} (a kmq bug: please report it)`);
+    }
     if (name === "ACCESS_REFUSED" && /login|authentication|PLAIN/i.test(detail)) {
       return new KmqError(
         ExitCode.accessRefused,
@@ -99,5 +107,6 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
 
 function mask(text: string, secret?: string): string {
   const redacted = redactUrl(text);
-  return secret ? redacted.split(secret).join("***") : redacted;
+  // a short secret (guest) would mask the user name and other words too
+  return secret && secret.length >= 6 ? redacted.split(secret).join("***") : redacted;
 }

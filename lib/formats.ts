@@ -1,5 +1,6 @@
 import { Buffer } from "node:buffer";
 import type { AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
+import { type FieldTable, tableToJson } from "./fields.ts";
 
 export const FORMATS = ["line", "raw", "json"] as const;
 export type Format = (typeof FORMATS)[number];
@@ -34,18 +35,6 @@ export interface MessageRecord {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Header values JSON cannot carry as they are get a one-key tagged object. */
-export function headerValueToJson(value: unknown): unknown {
-  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString("base64") };
-  if (value instanceof Date) return { $timestamp: Math.floor(value.getTime() / 1000) };
-  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : String(value);
-  if (Array.isArray(value)) return value.map(headerValueToJson);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, headerValueToJson(v)]));
-  }
-  return value;
-}
-
 export function propertiesToRecord(p: AMQPProperties): PropertiesRecord {
   const r: PropertiesRecord = {};
   if (p.contentType !== undefined) r.content_type = p.contentType;
@@ -60,7 +49,8 @@ export function propertiesToRecord(p: AMQPProperties): PropertiesRecord {
   if (p.type !== undefined) r.type = p.type;
   if (p.userId !== undefined) r.user_id = p.userId;
   if (p.appId !== undefined) r.app_id = p.appId;
-  if (p.headers !== undefined) r.headers = headerValueToJson(p.headers) as Record<string, unknown>;
+  // headers were decoded into kmq's typed form (field-decoding.ts), which JSON keeps exactly
+  if (p.headers !== undefined) r.headers = tableToJson(p.headers as FieldTable);
   return r;
 }
 

@@ -1,10 +1,9 @@
-import type { AMQPProperties } from "@cloudamqp/amqp-client";
-import { closeQuietly, connect } from "./connection.ts";
 import type { ProduceOptions } from "./cli.ts";
-import { declareTopology, topologyFrom } from "./declarations.ts";
-import { classifyError, InputError, KmqError, UsageError } from "./errors.ts";
+import { topologyFrom } from "./declarations.ts";
+import { InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
-import { Publisher } from "./publisher.ts";
+import { type OutMessage, Publisher } from "./publisher.ts";
+import { parseRecord, RecordError } from "./records.ts";
 import {
   type Body,
   checkFiles,
@@ -14,21 +13,24 @@ import {
   fromLines,
   fromWholeStream,
 } from "./sources.ts";
+import type { MessageProperties } from "./wire.ts";
 
 export interface ProduceIo {
   /** Opened only when the messages come from stdin. */
   stdin: () => AsyncIterable<Uint8Array> & { isTTY?: boolean };
-  /** Where the closing summary goes when it is wanted (a TTY, or --verbose). */
-  showSummary: boolean;
+  /** Where progress goes; a live line is drawn only when it is a TTY. */
+  stderr: { isTTY?: boolean; write(text: string): unknown };
   log: Log;
+  verbose: boolean;
 }
 
-export function messageProperties(o: ProduceOptions): AMQPProperties {
-  const p: AMQPProperties = {
-    contentType: o.contentType,
-    contentEncoding: o.contentEncoding,
-    deliveryMode: o.persistent ? 2 : 1,
-  };
+/** Property options and the property each sets; with --jsonl only those given override a record. */
+function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessageProperties {
+  const use = (name: string) => !onlyGiven || o.given.has(name);
+  const p: MessageProperties = {};
+  if (use("contentType") || (onlyGiven && o.given.has("json"))) p.contentType = o.contentType;
+  if (use("contentEncoding")) p.contentEncoding = o.contentEncoding;
+  if (use("transient")) p.deliveryMode = o.persistent ? 2 : 1;
   if (o.priority !== undefined) p.priority = o.priority;
   if (o.expiration !== undefined) p.expiration = o.expiration;
   if (o.messageId !== undefined) p.messageId = o.messageId;
@@ -36,14 +38,16 @@ export function messageProperties(o: ProduceOptions): AMQPProperties {
   if (o.replyTo !== undefined) p.replyTo = o.replyTo;
   if (o.type !== undefined) p.type = o.type;
   if (o.appId !== undefined) p.appId = o.appId;
-  if (Object.keys(o.headers).length > 0) p.headers = o.headers as AMQPProperties["headers"];
+  if (Object.keys(o.headers).length > 0) p.headers = o.headers;
   return p;
 }
 
 function bodies(o: ProduceOptions, io: ProduceIo): AsyncIterable<Body> | Iterable<Body> {
-  const sources = [o.messages.length > 0, o.files.length > 0, o.lines].filter(Boolean).length;
+  const sources = [o.messages.length > 0, o.files.length > 0, o.lines, o.jsonl].filter(Boolean).length;
   if (sources > 1) {
-    throw new UsageError("give messages as arguments, as --file or as --lines on stdin, not several at once");
+    throw new UsageError(
+      "give messages as arguments, as --file, or on stdin with --lines or --jsonl: one of them, not several",
+    );
   }
   if (o.messages.length > 0) return fromArguments(o.messages);
   if (o.files.length > 0) return fromFiles(o.files);
@@ -53,72 +57,144 @@ function bodies(o: ProduceOptions, io: ProduceIo): AsyncIterable<Body> | Iterabl
       "no message given: pass it as an argument, pipe it on stdin, or use --file; run 'kmq produce --help' for usage",
     );
   }
-  return o.lines ? fromLines(stdin) : fromWholeStream(stdin);
+  return o.lines || o.jsonl ? fromLines(stdin) : fromWholeStream(stdin);
+}
+
+/** Turns each input body into a message: a plain body, or a --jsonl record with the options on top. */
+async function* messages(
+  o: ProduceOptions,
+  input: AsyncIterable<Body> | Iterable<Body>,
+): AsyncGenerator<OutMessage> {
+  if (!o.jsonl) {
+    const properties = propertiesFrom(o, false);
+    for await (const body of input) {
+      if (o.json) checkJson(body);
+      yield {
+        exchange: o.topology.exchange,
+        routingKey: o.routingKey,
+        properties,
+        body: body.bytes,
+        origin: body.origin,
+      };
+    }
+    return;
+  }
+  const override = propertiesFrom(o, true);
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for await (const body of input) {
+    const origin = body.origin.replace("line", "record");
+    let record;
+    try {
+      record = parseRecord(decoder.decode(body.bytes));
+    } catch (err) {
+      const why = err instanceof RecordError ? err.message : "not valid UTF-8";
+      throw new InputError(`${body.origin} is not a valid record: ${why}`);
+    }
+    const properties = { ...record.properties, ...override };
+    if (record.properties.headers && override.headers) {
+      properties.headers = { ...record.properties.headers, ...override.headers };
+    }
+    yield {
+      exchange: o.given.has("exchange") ? o.topology.exchange : record.exchange ?? o.topology.exchange,
+      routingKey: o.given.has("routingKey") ? o.routingKey : record.routingKey ?? o.routingKey,
+      properties,
+      body: record.body,
+      origin,
+    };
+  }
+}
+
+/** --repeat keeps the messages in memory and sends them round after round. */
+async function* repeated(source: AsyncIterable<OutMessage>, times: number): AsyncGenerator<OutMessage> {
+  if (times === 1) return yield* source;
+  const all: OutMessage[] = [];
+  for await (const m of source) all.push(m);
+  for (let round = 1; round <= times; round++) {
+    for (const m of all) yield { ...m, origin: `${m.origin} (round ${round})` };
+  }
 }
 
 /** `kmq produce`: publishes every message and returns only when the broker confirmed them all. */
 export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void> {
-  const source = bodies(o, io);
+  const input = bodies(o, io);
   if (o.json) { for (const body of fromArguments(o.messages)) checkJson(body); }
   await checkFiles(o.files);
 
+  // a dump names its own exchanges: declare only what the command line names
+  const topologyOptions = o.jsonl && !o.given.has("exchange")
+    ? { ...o.topology, exchange: "", queue: o.given.has("queue") ? o.topology.queue : undefined }
+    : o.topology;
+  const publisher = new Publisher({
+    url: o.url,
+    topology: topologyFrom(topologyOptions),
+    mandatory: o.mandatory,
+    confirm: o.confirm,
+    retryTimeout: o.retryTimeout,
+    log: o.quiet ? { info: () => {}, warn: () => {} } : io.log,
+  });
   const started = performance.now();
-  const client = await connect({ url: o.url, name: "kmq produce", log: io.log });
-  let publisher: Publisher | undefined;
+  await publisher.open();
+  const progress = !o.quiet && io.stderr.isTTY === true
+    ? liveProgress(publisher, started, io.stderr)
+    : undefined;
   try {
-    const channel = await client.channel();
-    await declareTopology(channel, topologyFrom(o.topology), io.log);
-    if (o.confirm) {
-      try {
-        await channel.confirmSelect();
-      } catch (err) {
-        throw classifyError(err, "enabling publisher confirms");
-      }
-    }
-    publisher = new Publisher(channel, {
-      exchange: o.topology.exchange,
-      routingKey: o.routingKey,
-      properties: messageProperties(o),
-      mandatory: o.mandatory,
-      confirm: o.confirm,
-    });
     let stopped: KmqError | undefined;
     try {
-      for await (const body of source) {
-        if (o.json) checkJson(body);
-        await publisher.publish(body.bytes);
+      let sent = 0;
+      for await (const msg of repeated(messages(o, input), o.repeat)) {
+        if (o.rate !== undefined) await pace(sent, o.rate, started);
+        await publisher.publish(msg);
+        sent++;
       }
     } catch (err) {
       if (!(err instanceof KmqError)) throw err;
       stopped = err;
     }
     await publisher.drain();
-    // A confirm comes after the return of its message, so with confirms every return is in now;
-    // without them, closing the channel waits for every return sent before its close-ok.
-    if (!o.confirm && !channel.closed) await channel.close().catch(() => {});
-    if (stopped instanceof InputError && o.lines) {
-      const c = publisher.counts;
+    if (stopped instanceof InputError && (o.lines || o.jsonl)) {
       throw new InputError(
-        `${stopped.message}; ${c.confirmed - c.returned} message(s) before it were published and confirmed`,
+        `${stopped.message}; the ${publisher.delivered} message(s) before it were published and confirmed`,
       );
     }
     if (stopped) throw stopped;
     publisher.check();
-    if (publisher.counts.published === 0) {
-      throw new InputError("nothing to send: standard input was empty");
-    }
+    if (publisher.counts.published === 0) throw new InputError("nothing to send: standard input was empty");
   } finally {
-    await closeQuietly(client);
-    if (publisher && io.showSummary) summary(publisher, started, io.log);
+    clearInterval(progress);
+    if (progress) io.stderr.write("\r\x1b[K");
+    await publisher.close();
+    if (!o.quiet && (o.verbose || io.stderr.isTTY === true)) io.log.warn(summary(publisher, started));
   }
 }
 
-function summary(p: Publisher, started: number, log: Log): void {
+/** Sleeps just enough to keep the sending rate at or under `rate` messages per second. */
+async function pace(sent: number, rate: number, started: number): Promise<void> {
+  const due = started + (sent / rate) * 1000;
+  const ahead = due - performance.now();
+  if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+}
+
+function summary(p: Publisher, started: number): string {
   const c = p.counts;
   const s = (performance.now() - started) / 1000;
   const rate = s > 0 ? Math.round(c.published / s) : c.published;
-  log.warn(
-    `published ${c.published}, confirmed ${c.confirmed}, returned ${c.returned}, nacked ${c.nacked} ` +
-      `in ${s.toFixed(2)} s (${rate} msg/s)`,
-  );
+  const again = c.republished ? `, republished ${c.republished}` : "";
+  return `published ${c.published}, confirmed ${c.confirmed}, returned ${c.returned}, nacked ${c.nacked}${again} ` +
+    `in ${s.toFixed(2)} s (${rate} msg/s)`;
+}
+
+function liveProgress(
+  p: Publisher,
+  started: number,
+  stderr: ProduceIo["stderr"],
+): ReturnType<typeof setInterval> {
+  const timer = setInterval(() => {
+    const s = (performance.now() - started) / 1000;
+    const c = p.counts;
+    stderr.write(
+      `\r\x1b[Kkmq: sent ${c.published}, confirmed ${c.confirmed} (${Math.round(c.published / s)} msg/s)`,
+    );
+  }, 250);
+  (timer as unknown as { unref?: () => void }).unref?.();
+  return timer;
 }

@@ -1,122 +1,473 @@
-import type { AMQPChannel, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
-import { classifyError, DeliveryError, InputError, type KmqError } from "./errors.ts";
+import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
+import { closeQuietly, connect } from "./connection.ts";
+import { declareTopology, type Topology } from "./declarations.ts";
+import { classifyError, DeliveryError, ExitCode, InputError, KmqError } from "./errors.ts";
+import type { Log } from "./log.ts";
+import {
+  ByteWriter,
+  encodeProperties,
+  FrameSizeError,
+  type MessageProperties,
+  writePublish,
+} from "./wire.ts";
 
-/** How many publishes may await their confirm at once; bounds memory and keeps the pipe full. */
-export const DEFAULT_CONFIRM_WINDOW = 1000;
+/** Unconfirmed messages in flight at most: enough to keep the broker busy, few enough to resend. */
+export const DEFAULT_WINDOW = 2000;
+/** Unconfirmed body bytes in flight at most (at least one message always goes). */
+export const DEFAULT_WINDOW_BYTES = 32 * 1024 * 1024;
+/** Frames are gathered up to this size and written to the socket in one call. */
+const WRITE_BATCH_BYTES = 128 * 1024;
 
-export interface PublisherOptions {
+/** One message to publish, and where it came from so a report can name it. */
+export interface OutMessage {
   exchange: string;
   routingKey: string;
-  properties: AMQPProperties;
-  mandatory: boolean;
-  /** Wait for publisher confirms (the default) or only for the socket write. */
-  confirm: boolean;
-  window?: number;
+  properties: MessageProperties;
+  body: Uint8Array;
+  /** "line 17", "argument 2", "record 5" … */
+  origin: string;
 }
 
-/** What happened to the messages handed to {@link Publisher.publish}. */
+export interface PublisherOptions {
+  url: string;
+  topology: Topology;
+  mandatory: boolean;
+  /** Wait for publisher confirms (the default); without them nothing can be retried. */
+  confirm: boolean;
+  /** Seconds to keep reconnecting after the connection drops. */
+  retryTimeout: number;
+  log: Log;
+  window?: number;
+  windowBytes?: number;
+}
+
 export interface PublishCounts {
   published: number;
   confirmed: number;
   returned: number;
   nacked: number;
-  /** Published but neither confirmed nor nacked because the channel or connection closed. */
-  unconfirmed: number;
+  /** Sent again after a reconnect, because their confirm had not come. */
+  republished: number;
+}
+
+interface InFlight {
+  msg: OutMessage;
+  seq: number;
+  returned: boolean;
+}
+
+interface Link {
+  client: AMQPClient;
+  channel: AMQPChannel;
+  frameMax: number;
 }
 
 /**
- * Publishes on one channel with a bounded window of unconfirmed messages in flight, never one at
- * a time, and keeps count of confirms, nacks and returns (mandatory messages no queue took).
+ * Publishes with a bounded window of unconfirmed messages, batching frames into few socket
+ * writes, and accounts for every message: confirmed, returned (attributed to the message that
+ * came back), nacked, or — when the connection drops — sent again on a new connection.
  */
 export class Publisher {
-  readonly counts: PublishCounts = { published: 0, confirmed: 0, returned: 0, nacked: 0, unconfirmed: 0 };
-  /** Routing keys (and the broker's reason) of the first returned messages, for the report. */
+  readonly counts: PublishCounts = { published: 0, confirmed: 0, returned: 0, nacked: 0, republished: 0 };
+  /** Origins of the first returned and nacked messages, for the report. */
   readonly returnedSamples: string[] = [];
-  /** Why the channel closed under us, if it did. */
-  failure?: KmqError;
-  private pending = 0;
-  private readonly window: number;
+  readonly nackedSamples: string[] = [];
+  private link?: Link;
+  /** Unconfirmed messages in publish order; confirms remove them from the front (mostly). */
+  private inflight: InFlight[] = [];
+  private head = 0;
+  private inflightBytes = 0;
+  private nextSeq = 1;
+  private returnCursor = 0;
+  private out = new ByteWriter(WRITE_BATCH_BYTES * 2);
+  private flushScheduled = false;
+  private lastWrite: Promise<void> = Promise.resolve();
+  private unflushedBytes = 0;
   private wake?: () => void;
+  private lost?: unknown;
+  private fatal?: KmqError;
+  private closing = false;
+  private blocked?: Promise<void>;
+  private propsCache = new WeakMap<MessageProperties, Uint8Array>();
+  private readonly window: number;
+  private readonly windowBytes: number;
 
-  constructor(private readonly channel: AMQPChannel, private readonly options: PublisherOptions) {
-    this.window = options.window ?? DEFAULT_CONFIRM_WINDOW;
-    channel.onReturn = (msg: AMQPMessage) => {
-      this.counts.returned++;
-      if (this.returnedSamples.length < 5) {
-        this.returnedSamples.push(`'${msg.routingKey}' (${msg.replyText ?? "returned"})`);
-      }
-    };
+  constructor(private readonly o: PublisherOptions) {
+    this.window = o.window ?? DEFAULT_WINDOW;
+    this.windowBytes = o.windowBytes ?? DEFAULT_WINDOW_BYTES;
   }
 
-  /** Resolves once the message is on its way and the window has room for the next one. */
-  async publish(body: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
-    while (this.pending >= this.window) {
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      if (this.failure) throw this.failure;
+  /** Connects, declares the topology and enables confirms; failures here are not retried. */
+  async open(): Promise<void> {
+    this.link = await this.connectOnce();
+  }
+
+  private async connectOnce(): Promise<Link> {
+    const client = await connect({ url: this.o.url, name: "kmq produce", log: this.o.log });
+    try {
+      const channel = await client.channel();
+      await declareTopology(channel, this.o.topology, this.o.log);
+      if (this.o.confirm) {
+        try {
+          await channel.confirmSelect();
+        } catch (err) {
+          throw classifyError(err, "enabling publisher confirms");
+        }
+      }
+      channel.publishConfirmed = (tag: number, multiple: boolean, nack: boolean) =>
+        this.onConfirm(tag, multiple, nack);
+      channel.onReturn = (msg: AMQPMessage) => this.onReturn(msg);
+      channel.onerror = (reason: string) => this.onChannelClosed(reason);
+      client.ondisconnect = (err?: Error) => this.onLost(err ?? new Error("connection closed"));
+      client.onblocked = (reason: string) => this.onBlocked(reason);
+      client.onunblocked = () => this.onUnblocked();
+      return { client, channel, frameMax: client.frameMax };
+    } catch (err) {
+      await closeQuietly(client);
+      throw err;
     }
-    this.pending++;
+  }
+
+  /** Queues one message; resolves when the window has room for the next. */
+  async publish(msg: OutMessage): Promise<void> {
+    while (true) {
+      this.throwIfFatal();
+      if (this.lost) await this.reconnect();
+      else if (this.blocked) await this.blocked;
+      else if (this.inflightCount() >= this.window || this.inflightBytes >= this.windowBytes) {
+        await this.sleep();
+      } else if (this.unflushedBytes > 8 * WRITE_BATCH_BYTES) await this.flushAndWait();
+      else break;
+    }
+    const entry: InFlight = { msg, seq: this.nextSeq++, returned: false };
+    this.write(entry);
     this.counts.published++;
-    const { exchange, routingKey, properties, mandatory, confirm } = this.options;
-    const settled = this.channel.basicPublish(exchange, routingKey, body, properties, mandatory).then(
-      () => {
-        if (confirm) this.counts.confirmed++;
-      },
-      (err: unknown) => this.onFailure(err),
-    ).finally(() => {
-      this.pending--;
-      if (this.wake && this.pending < this.window) {
-        const wake = this.wake;
-        this.wake = undefined;
-        wake();
-      }
-    });
-    if (!confirm) await settled; // without confirms, the write itself is the back-pressure
+    if (this.o.confirm) {
+      this.inflight.push(entry);
+      this.inflightBytes += msg.body.length;
+    }
   }
 
-  /** Waits until every published message is confirmed, nacked or known lost. */
+  /** Waits until every published message is confirmed, nacked or returned (reconnecting if need be). */
   async drain(): Promise<void> {
-    while (this.pending > 0) await new Promise<void>((resolve) => (this.wake = resolve));
+    while (true) {
+      this.throwIfFatal();
+      if (this.lost) {
+        await this.reconnect();
+        continue;
+      }
+      this.flush();
+      if (!this.o.confirm) {
+        await this.lastWrite;
+        // a channel's close-ok comes after every basic.return it sent: then all returns are counted
+        await this.link?.channel.close().catch(() => {});
+        this.throwIfFatal();
+        return;
+      }
+      if (this.inflightCount() === 0) return;
+      await this.sleep();
+    }
   }
 
-  private onFailure(err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
-    if (message === "Message rejected") {
-      this.counts.nacked++;
-      return;
-    }
-    this.counts.unconfirmed++;
-    if (err instanceof RangeError) {
-      this.failure ??= new InputError(
-        "the message's properties and headers do not fit in one AMQP frame: send fewer or smaller headers",
-      );
-      return;
-    }
-    this.failure ??= classifyError(err, `publishing to exchange '${this.options.exchange}'`);
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.link) await closeQuietly(this.link.client);
   }
 
   /**
-   * Throws when any message was not delivered: exit 6/other for a channel the broker closed,
-   * exit 7 for nacks, returns and messages left unconfirmed.
+   * Throws when any message was not delivered (exit 7), naming how many and which; a channel
+   * the broker closed throws its own error (exit 6, 5 …).
    */
   check(): void {
+    this.throwIfFatal();
     const c = this.counts;
-    const lost = c.nacked + c.returned + c.unconfirmed;
-    if (this.failure && c.unconfirmed === c.published) throw this.failure;
-    if (lost === 0 && !this.failure) return;
+    if (c.returned === 0 && c.nacked === 0) return;
     const parts: string[] = [];
     if (c.returned) {
       parts.push(
-        `${c.returned} returned as unroutable (routing key ${this.returnedSamples.join(", ")}): ` +
-          "no queue is bound for it; bind one or pass --no-mandatory",
+        `${c.returned} returned as unroutable (${this.returnedSamples.join(", ")}${
+          c.returned > this.returnedSamples.length ? ", …" : ""
+        }): no queue is bound for them; bind one or pass --no-mandatory`,
       );
     }
-    if (c.nacked) parts.push(`${c.nacked} nacked by the broker`);
-    if (c.unconfirmed) {
+    if (c.nacked) {
       parts.push(
-        `${c.unconfirmed} unconfirmed when the channel closed (${this.failure?.message ?? "closed"})`,
+        `${c.nacked} nacked by the broker (${this.nackedSamples.join(", ")}${
+          c.nacked > this.nackedSamples.length ? ", …" : ""
+        })`,
       );
     }
-    throw new DeliveryError(`${lost} of ${c.published} messages not delivered: ${parts.join("; ")}`);
+    throw new DeliveryError(
+      `${c.returned + c.nacked} of ${c.published} messages not delivered: ${parts.join("; ")}`,
+    );
   }
+
+  /** Messages confirmed as delivered (a returned message is confirmed too, but not delivered). */
+  get delivered(): number {
+    return this.counts.confirmed - this.counts.returned;
+  }
+
+  /** The earliest message still waiting for its confirm, if any. */
+  firstUnconfirmed(): OutMessage | undefined {
+    return this.inflight[this.head]?.msg;
+  }
+
+  private inflightCount(): number {
+    return this.inflight.length - this.head;
+  }
+
+  private throwIfFatal(): void {
+    if (this.fatal) throw this.fatal;
+  }
+
+  private sleep(): Promise<void> {
+    this.flush();
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private encoded(p: MessageProperties): Uint8Array {
+    let bytes = this.propsCache.get(p);
+    if (!bytes) {
+      bytes = encodeProperties(p);
+      this.propsCache.set(p, bytes);
+    }
+    return bytes;
+  }
+
+  private write(entry: InFlight): void {
+    const link = this.link!;
+    const { msg } = entry;
+    const before = this.out.pos;
+    try {
+      writePublish(
+        this.out,
+        link.channel.id,
+        link.frameMax,
+        msg.exchange,
+        msg.routingKey,
+        this.o.mandatory,
+        this.encoded(msg.properties),
+        msg.body,
+      );
+    } catch (err) {
+      this.out.pos = before; // drop the partial frames
+      if (err instanceof FrameSizeError || err instanceof RangeError) {
+        throw new InputError(`${msg.origin}: ${err.message}`);
+      }
+      throw err;
+    }
+    this.unflushedBytes += this.out.pos - before;
+    if (this.out.pos >= WRITE_BATCH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.out.pos === 0 || !this.link || this.lost) return;
+    const bytes = Uint8Array.from(this.out.view());
+    this.out.pos = 0;
+    const size = bytes.length;
+    this.lastWrite = this.link.client.send(bytes).then(
+      () => {
+        this.unflushedBytes -= size;
+      },
+      (err) => {
+        this.unflushedBytes -= size;
+        this.onLost(err);
+      },
+    );
+  }
+
+  private async flushAndWait(): Promise<void> {
+    this.flush();
+    await this.lastWrite;
+  }
+
+  private onConfirm(tag: number, multiple: boolean, nack: boolean): void {
+    const settle = (e: InFlight) => {
+      this.inflightBytes -= e.msg.body.length;
+      if (nack) {
+        this.counts.nacked++;
+        if (this.nackedSamples.length < 5) this.nackedSamples.push(e.msg.origin);
+      } else {
+        this.counts.confirmed++;
+      }
+    };
+    if (multiple) {
+      while (this.head < this.inflight.length && this.inflight[this.head]!.seq <= tag) {
+        settle(this.inflight[this.head]!);
+        this.head++;
+      }
+    } else {
+      const i = this.findSeq(tag);
+      if (i === -1) return;
+      settle(this.inflight[i]!);
+      this.inflight.splice(i, 1);
+      if (i < this.returnCursor) this.returnCursor--;
+    }
+    if (this.returnCursor < this.head) this.returnCursor = this.head;
+    this.compact();
+    this.wakeUp();
+  }
+
+  /** Sequence numbers ascend, so a binary search finds one in the window. */
+  private findSeq(seq: number): number {
+    let lo = this.head;
+    let hi = this.inflight.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.inflight[mid]!.seq;
+      if (s === seq) return mid;
+      if (s < seq) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  private compact(): void {
+    if (this.head > 4096 && this.head * 2 > this.inflight.length) {
+      this.inflight = this.inflight.slice(this.head);
+      this.returnCursor -= this.head;
+      this.head = 0;
+    }
+  }
+
+  /**
+   * The broker returns an unroutable message before it confirms it, in publish order, so the
+   * returned message is the next unconfirmed one with the same exchange, key and body.
+   */
+  private onReturn(returned: AMQPMessage): void {
+    this.counts.returned++;
+    const body = returned.body ?? new Uint8Array(0);
+    let origin: string | undefined;
+    for (let i = Math.max(this.returnCursor, this.head); i < this.inflight.length; i++) {
+      const e = this.inflight[i]!;
+      if (
+        !e.returned && e.msg.exchange === returned.exchange && e.msg.routingKey === returned.routingKey &&
+        equalBytes(e.msg.body, body)
+      ) {
+        e.returned = true;
+        this.returnCursor = i + 1;
+        origin = e.msg.origin;
+        break;
+      }
+    }
+    if (this.returnedSamples.length < 5) {
+      this.returnedSamples.push(`${origin ? origin + " " : ""}with routing key '${returned.routingKey}'`);
+    }
+  }
+
+  private onChannelClosed(reason: string): void {
+    // the client reports a closed connection here too; ondisconnect handles that
+    if (!/^channel \d+ closed/.test(reason) || this.closing) return;
+    this.fatal ??= classifyError(new Error(reason.replace(/^channel \d+ closed: /, "")), this.where());
+    this.wakeUp();
+  }
+
+  private where(): string {
+    const { exchange } = this.o.topology;
+    return exchange.name === "" ? "publishing" : `publishing to exchange '${exchange.name}'`;
+  }
+
+  private onLost(err: unknown): void {
+    if (this.closing || this.lost) return;
+    const classified = classifyError(err, "connection lost");
+    if (classified.exitCode !== ExitCode.unreachable) {
+      this.fatal ??= classified;
+    } else if (!this.o.confirm) {
+      this.fatal ??= new DeliveryError(
+        `connection lost after ${this.counts.published} messages were sent (${classified.message}); ` +
+          "with --no-confirm kmq cannot tell which of them arrived",
+      );
+    } else {
+      this.lost = err;
+    }
+    this.blocked = undefined;
+    this.wakeUp();
+  }
+
+  private onBlocked(reason: string): void {
+    this.o.log.warn(`the broker blocked publishing (${reason}); waiting until it unblocks`);
+    this.blocked = new Promise((resolve) => {
+      this.unblock = resolve;
+    });
+  }
+
+  private unblock?: () => void;
+
+  private onUnblocked(): void {
+    this.o.log.warn("the broker unblocked publishing; carrying on");
+    this.blocked = undefined;
+    this.unblock?.();
+  }
+
+  /** Reconnects with backoff until --retry-timeout runs out, then sends every unconfirmed message again. */
+  private async reconnect(): Promise<void> {
+    const reason = classifyError(this.lost, "connection lost").message;
+    const deadline = Date.now() + this.o.retryTimeout * 1000;
+    this.o.log.warn(
+      `${reason.replace(/; check that.*$/, "")}; reconnecting for up to ${this.o.retryTimeout} s`,
+    );
+    if (this.link) await closeQuietly(this.link.client);
+    this.link = undefined;
+    this.out.pos = 0;
+    this.unflushedBytes = 0;
+    let delay = 100;
+    let last: unknown = this.lost;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+      delay = Math.min(delay * 2, 5000);
+      try {
+        this.link = await this.connectOnce();
+        break;
+      } catch (err) {
+        last = err;
+        if (err instanceof KmqError && err.exitCode !== ExitCode.unreachable) {
+          this.fatal = err;
+          throw err;
+        }
+      }
+    }
+    if (!this.link) {
+      const first = this.firstUnconfirmed();
+      this.fatal = new DeliveryError(
+        `gave up reconnecting after ${this.o.retryTimeout} s (${
+          classifyError(last, "last attempt").message.replace(/; check that.*$/, "")
+        }): ` +
+          `${this.delivered} of ${this.counts.published} messages confirmed, ${this.inflightCount()} unconfirmed` +
+          (first ? ` starting at ${first.origin}` : ""),
+      );
+      throw this.fatal;
+    }
+    this.lost = undefined;
+    const pending = this.inflight.slice(this.head);
+    this.inflight = [];
+    this.head = 0;
+    this.returnCursor = 0;
+    this.nextSeq = 1;
+    this.inflightBytes = 0;
+    for (const e of pending) {
+      const again: InFlight = { msg: e.msg, seq: this.nextSeq++, returned: false };
+      this.write(again);
+      this.inflight.push(again);
+      this.inflightBytes += e.msg.body.length;
+    }
+    this.counts.republished += pending.length;
+    this.o.log.warn(`reconnected; sent ${pending.length} unconfirmed message(s) again`);
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

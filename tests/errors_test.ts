@@ -13,7 +13,7 @@ Deno.test("usage errors are exit 2 with one line naming the fix", async (t) => {
     [["produce", "-H", "n:={oops", "x"], /header 'n': '\{oops' is not valid JSON/],
     [["produce", "-t", "fan", "x"], /argument 'fan' is invalid.*direct, fanout, topic, headers/],
     [["produce", "--expiration", "-5", "x"], /--expiration must be from 0/],
-    [["produce", "-l", "-f", "x.txt"], /not several at once/],
+    [["produce", "-l", "-f", "x.txt"], /one of them, not several/],
     [["consume", "-o", "xml"], /argument 'xml' is invalid.*line, raw, json/],
     [["consume", "-n", "0"], /--count must be from 1/],
     [["consume", "-p", "-1"], /--prefetch must be from 1 to 65535/],

@@ -165,7 +165,7 @@ Deno.test("produce: an unroutable message is exit 7 with the count and routing k
     assertFailure(
       r,
       7,
-      /2 of 2 messages not delivered: 2 returned as unroutable \(routing key 'nobody-listens'/,
+      /2 of 2 messages not delivered: 2 returned as unroutable \(argument 1 with routing key 'nobody-listens', argument 2 with routing key 'nobody-listens'\)/,
     );
     assertEquals(await queueDepth(client, q), 0);
   });

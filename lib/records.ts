@@ -1,0 +1,110 @@
+/**
+ * `--jsonl` input: one record per line in exactly the schema `kmq consume --format json` writes,
+ * so a dump replays with every property, header type and body byte.
+ */
+import { Buffer } from "node:buffer";
+import { FieldError, tableFromJson } from "./fields.ts";
+import type { MessageProperties } from "./wire.ts";
+
+export interface ParsedRecord {
+  exchange?: string;
+  routingKey?: string;
+  properties: MessageProperties;
+  body: Uint8Array;
+}
+
+export class RecordError extends Error {}
+
+const STRING_PROPS = {
+  content_type: "contentType",
+  content_encoding: "contentEncoding",
+  correlation_id: "correlationId",
+  reply_to: "replyTo",
+  expiration: "expiration",
+  message_id: "messageId",
+  type: "type",
+  user_id: "userId",
+  app_id: "appId",
+} as const;
+
+function octet(v: unknown, name: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 255) {
+    throw new RecordError(`properties.${name} must be an integer from 0 to 255`);
+  }
+  return v;
+}
+
+export function parseProperties(p: unknown): MessageProperties {
+  if (p === undefined) return {};
+  if (p === null || typeof p !== "object" || Array.isArray(p)) {
+    throw new RecordError("properties must be an object");
+  }
+  const src = p as Record<string, unknown>;
+  const out: MessageProperties = {};
+  for (const [json, key] of Object.entries(STRING_PROPS)) {
+    const v = src[json];
+    if (v === undefined) continue;
+    if (typeof v !== "string") throw new RecordError(`properties.${json} must be a string`);
+    out[key] = v;
+  }
+  if (src.delivery_mode !== undefined) out.deliveryMode = octet(src.delivery_mode, "delivery_mode");
+  if (src.priority !== undefined) out.priority = octet(src.priority, "priority");
+  if (src.timestamp !== undefined) {
+    if (!Number.isSafeInteger(src.timestamp)) {
+      throw new RecordError("properties.timestamp must be whole seconds since the epoch");
+    }
+    out.timestamp = src.timestamp as number;
+  }
+  if (src.headers !== undefined) {
+    if (src.headers === null || typeof src.headers !== "object" || Array.isArray(src.headers)) {
+      throw new RecordError("properties.headers must be an object");
+    }
+    try {
+      out.headers = tableFromJson(src.headers);
+    } catch (err) {
+      if (err instanceof FieldError) throw new RecordError(`properties.headers ${err.message}`);
+      throw err;
+    }
+  }
+  return out;
+}
+
+/** Parses one line; throws RecordError saying what is wrong with it. */
+export function parseRecord(line: string): ParsedRecord {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (err) {
+    throw new RecordError(`not valid JSON (${(err as Error).message})`);
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw new RecordError("a record must be a JSON object");
+  }
+  const r = v as Record<string, unknown>;
+  const hasBody = r.body !== undefined;
+  const hasBase64 = r.body_base64 !== undefined;
+  if (hasBody === hasBase64) throw new RecordError("a record needs exactly one of 'body' and 'body_base64'");
+  let body: Uint8Array;
+  if (hasBody) {
+    if (typeof r.body !== "string") {
+      throw new RecordError("'body' must be a string (use body_base64 for bytes)");
+    }
+    body = new Uint8Array(Buffer.from(r.body, "utf-8"));
+  } else {
+    if (typeof r.body_base64 !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(r.body_base64)) {
+      throw new RecordError("'body_base64' must be base64 text");
+    }
+    body = new Uint8Array(Buffer.from(r.body_base64, "base64"));
+  }
+  for (const key of ["exchange", "routing_key"] as const) {
+    if (r[key] !== undefined && typeof r[key] !== "string") {
+      throw new RecordError(`'${key}' must be a string`);
+    }
+  }
+  return {
+    exchange: r.exchange as string | undefined,
+    routingKey: r.routing_key as string | undefined,
+    properties: parseProperties(r.properties),
+    body,
+  };
+}
