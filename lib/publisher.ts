@@ -12,7 +12,7 @@ import {
 } from "./wire.ts";
 
 /** Unconfirmed messages in flight at most: enough to keep the broker busy, few enough to resend. */
-export const DEFAULT_WINDOW = 2000;
+export const DEFAULT_WINDOW = 5000;
 /** Unconfirmed body bytes in flight at most (at least one message always goes). */
 export const DEFAULT_WINDOW_BYTES = 32 * 1024 * 1024;
 /** Frames are gathered up to this size and written to the socket in one call. */

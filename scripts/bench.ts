@@ -1,17 +1,24 @@
 /**
- * kmq's benchmark: each case measured beside its baseline in the same run, medians of several
- * runs. Speed and memory targets are checked here, never in timed tests.
+ * kmq's benchmark: each case measured beside its baselines in the same run, contenders
+ * alternating run by run, medians quoted. Speed and memory targets are checked here, never in
+ * timed tests.
  *
- *   deno task bench [--runs N]
+ *   deno task bench [--runs N] [--case 1,2,3,4]
  *
- * Needs dist/kmq (deno task compile:offline) and a broker at KMQ_URL (default localhost).
+ * Needs dist/kmq (deno task compile:offline), amqp-publish (Debian's amqp-tools) and a broker
+ * at KMQ_URL (default localhost). It uses (and purges) the tutorial's queue 'queue'.
  */
 const ROOT = new URL("..", import.meta.url).pathname;
 const URL_ = Deno.env.get("KMQ_URL") ?? "amqp://guest:guest@localhost:5672/";
-const runsArg = Deno.args.indexOf("--runs");
-const RUNS = runsArg >= 0 ? Number(Deno.args[runsArg + 1]) : 15;
+const arg = (name: string) => {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+const RUNS = Number(arg("--runs") ?? 5);
+const CASES = new Set((arg("--case") ?? "1,2,3,4").split(","));
 const BIN = `${ROOT}dist/kmq`;
 const BUN = `${ROOT}node_modules/.bin/bun`;
+const LINES = 200_000;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -19,50 +26,73 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-async function timeOnce(cmd: string, args: string[]): Promise<number> {
+/** A command to time; `stdin` names a file fed to it. */
+interface Contender {
+  cmd: string;
+  args: string[];
+  stdin?: string;
+}
+
+async function timeOnce(c: Contender): Promise<number> {
   const started = performance.now();
-  const out = await new Deno.Command(cmd, {
-    args,
+  const child = new Deno.Command(c.cmd, {
+    args: c.args,
     env: { KMQ_URL: URL_ },
+    stdin: c.stdin ? "piped" : "null",
     stdout: "null",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (c.stdin) (await Deno.open(c.stdin)).readable.pipeTo(child.stdin).catch(() => {});
+  const out = await child.output();
   const ms = performance.now() - started;
   if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(`${c.cmd} ${c.args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
   return ms;
 }
 
-/** Alternates the contenders run by run, so drift on the machine hits both alike. */
-async function compare(contenders: Record<string, [string, string[]]>): Promise<Record<string, number>> {
+/** Alternates the contenders run by run, so drift on the machine hits all alike. */
+async function compare(
+  contenders: Record<string, Contender>,
+  opts: { runs?: number; before?: () => Promise<void>; after?: () => Promise<void> } = {},
+): Promise<Record<string, number>> {
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
-  for (const [cmd, args] of Object.values(contenders)) await timeOnce(cmd, args); // warm caches
-  for (let i = 0; i < RUNS; i++) {
-    for (const [name, [cmd, args]] of Object.entries(contenders)) {
-      times[name]!.push(await timeOnce(cmd, args));
+  for (let i = 0; i < (opts.runs ?? RUNS); i++) {
+    for (const [name, c] of Object.entries(contenders)) {
+      await opts.before?.();
+      times[name]!.push(await timeOnce(c));
+      await opts.after?.();
     }
   }
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
-async function purge(queue: string): Promise<void> {
-  await new Deno.Command(BIN, {
-    args: ["consume", "-e", "", "-q", queue, "--no-declare", "--idle-timeout", "0.3", "-o", "raw"],
-    env: { KMQ_URL: URL_ },
-    stdout: "null",
-    stderr: "null",
-  }).output();
+function table(results: Record<string, number>, baseline: string, per?: number): void {
+  const base = results[baseline]!;
+  for (const [name, ms] of Object.entries(results)) {
+    const rate = per ? `${Math.round(per / (ms / 1000)).toString().padStart(8)} msg/s  ` : "";
+    const ratio = per ? (base / ms) : (ms / base);
+    const what = per
+      ? `${ratio.toFixed(2)}x the speed of ${baseline}`
+      : `${ratio.toFixed(2)}x the time of ${baseline}`;
+    console.log(`  ${name.padEnd(34)} ${ms.toFixed(1).padStart(9)} ms  ${rate}(${what})`);
+  }
 }
 
-try {
-  await Deno.stat(BIN);
-} catch {
-  console.error("bench: dist/kmq is missing; run 'deno task compile:offline' first");
-  Deno.exit(1);
+async function ctl(...args: string[]): Promise<void> {
+  await new Deno.Command("rabbitmqctl", { args: ["-q", ...args], stdout: "null", stderr: "null" }).output();
 }
 
-/** The baseline compiled exactly as dist/kmq is, so the comparison is runtime for runtime. */
+const purge = () => ctl("purge_queue", "queue");
+
+async function queueDepth(): Promise<number> {
+  const out = await new Deno.Command("rabbitmqctl", { args: ["-q", "list_queues", "name", "messages"] })
+    .output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("queue\t"));
+  return Number(line?.split("\t")[1] ?? -1);
+}
+
+/** Builds a baseline exactly as dist/kmq is built, so the comparison is runtime for runtime. */
 async function compileBaseline(script: string): Promise<string> {
   const out = `${await Deno.makeTempDir()}/baseline`;
   const r = await new Deno.Command(BUN, {
@@ -82,22 +112,98 @@ async function compileBaseline(script: string): Promise<string> {
   return out;
 }
 
-console.log(`kmq bench: ${RUNS} runs per contender, medians; broker ${URL_.replace(/:[^:@/]*@/, ":***@")}\n`);
-console.log(`case 3: wall time of one produce "Hello World!" (connect, declare, publish, confirm, close)`);
-const helloBin = await compileBaseline("publish_hello.ts");
-const hello = await compare({
-  "dist/kmq produce": [BIN, ["produce", "Hello World!"]],
-  "amqp-client script (compiled)": [helloBin, []],
-  "amqp-client script (bun)": [BUN, ["run", `${ROOT}scripts/baselines/publish_hello.ts`]],
-  "amqp-client script (deno)": [
-    `${ROOT}node_modules/.bin/deno`,
-    ["run", "-A", "--quiet", `${ROOT}scripts/baselines/publish_hello.ts`],
-  ],
-});
-const base = hello["amqp-client script (compiled)"]!;
-for (const [name, ms] of Object.entries(hello)) {
-  console.log(
-    `  ${name.padEnd(30)} ${ms.toFixed(1).padStart(7)} ms  (${(ms / base).toFixed(2)}x the compiled script)`,
-  );
+try {
+  await Deno.stat(BIN);
+} catch {
+  console.error("bench: dist/kmq is missing; run 'deno task compile:offline' first");
+  Deno.exit(1);
 }
-await purge("queue");
+// the tutorial topology, which every case uses
+await new Deno.Command(BIN, { args: ["declare"], env: { KMQ_URL: URL_ } }).output();
+await purge();
+const tmp = await Deno.makeTempDir();
+const linesFile = `${tmp}/lines.txt`;
+await Deno.writeTextFile(
+  linesFile,
+  Array.from({ length: LINES }, (_, i) => `${String(i).padStart(15, "0")}\n`).join(""),
+);
+console.log(`kmq bench: ${RUNS} runs per contender, medians; broker ${URL_.replace(/:[^:@/]*@/, ":***@")}`);
+
+if (CASES.has("1")) {
+  console.log(`\ncase 1: ${LINES} 16-byte lines into the durable queue 'queue' (persistent)`);
+  const script = await compileBaseline("publish_lines.ts");
+  const r = await compare({
+    "kmq produce --lines (confirmed)": { cmd: BIN, args: ["produce", "--lines"], stdin: linesFile },
+    "amqp-publish -l -p (unconfirmed)": {
+      cmd: "amqp-publish",
+      args: ["-u", URL_.replace(/\/$/, ""), "-e", "test_exchange", "-r", "test", "-l", "-p"],
+      stdin: linesFile,
+    },
+    "amqp-client script (unconfirmed)": { cmd: script, args: [], stdin: linesFile },
+  }, {
+    before: purge,
+    after: async () => {
+      const depth = await queueDepth();
+      if (depth !== LINES) console.log(`  (warning: the queue held ${depth} messages, not ${LINES})`);
+      await purge();
+    },
+  });
+  table(r, "amqp-publish -l -p (unconfirmed)", LINES);
+}
+
+if (CASES.has("2")) {
+  console.log(`\ncase 2: consume ${LINES} messages to /dev/null (manual acks, prefetch 100)`);
+  const script = await compileBaseline("consume_count.ts");
+  const fill = async () => {
+    await purge();
+    await timeOnce({ cmd: BIN, args: ["produce", "--lines"], stdin: linesFile });
+  };
+  const r = await compare({
+    "kmq consume -n": { cmd: BIN, args: ["consume", "-n", String(LINES)] },
+    "amqp-client consumer": { cmd: script, args: [String(LINES)] },
+  }, { before: fill });
+  table(r, "amqp-client consumer", LINES);
+  await purge();
+}
+
+if (CASES.has("3")) {
+  console.log(
+    `\ncase 3: wall time of one produce "Hello World!" (connect, declare, publish, confirm, close)`,
+  );
+  const script = await compileBaseline("publish_hello.ts");
+  const r = await compare({
+    "dist/kmq produce": { cmd: BIN, args: ["produce", "Hello World!"] },
+    "amqp-client script": { cmd: script, args: [] },
+  }, { runs: RUNS * 4 });
+  table(r, "amqp-client script");
+  await purge();
+}
+
+if (CASES.has("4")) {
+  const lineBytes = 4096;
+  const count = (1024 * 1024 * 1024) / lineBytes;
+  console.log(`\ncase 4: peak RSS of kmq produce --lines fed 1 GiB (${count} lines of ${lineBytes} bytes)`);
+  const line = "x".repeat(lineBytes - 1) + "\n";
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", BIN, "produce", "--lines"],
+    env: { KMQ_URL: URL_ },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const started = performance.now();
+  const writer = child.stdin.getWriter();
+  const chunk = new TextEncoder().encode(line.repeat(256));
+  for (let i = 0; i < count / 256; i++) await writer.write(chunk);
+  await writer.close();
+  const out = await child.output();
+  const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
+  const kib = Number(lines[lines.length - 1]);
+  const s = (performance.now() - started) / 1000;
+  console.log(
+    `  peak RSS ${(kib / 1024).toFixed(1)} MiB (target <= 128 MiB), exit ${out.code}, ${s.toFixed(1)} s, ` +
+      `queue held ${await queueDepth()} of ${count}`,
+  );
+  await purge();
+}
+await Deno.remove(tmp, { recursive: true });
