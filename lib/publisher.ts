@@ -14,7 +14,7 @@ import {
 /** Unconfirmed messages in flight at most: enough to keep the broker busy, few enough to resend. */
 export const DEFAULT_WINDOW = 5000;
 /** Unconfirmed body bytes in flight at most (at least one message always goes). */
-export const DEFAULT_WINDOW_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_WINDOW_BYTES = 4 * 1024 * 1024;
 /** Frames are gathered up to this size and written to the socket in one call. */
 const WRITE_BATCH_BYTES = 128 * 1024;
 
@@ -80,6 +80,8 @@ export class Publisher {
   private nextSeq = 1;
   private returnCursor = 0;
   private out = new ByteWriter(WRITE_BATCH_BYTES * 2);
+  /** Writers whose bytes the socket has written, reused to spare the garbage collector. */
+  private spareWriters: ByteWriter[] = [];
   private flushScheduled = false;
   private lastWrite: Promise<void> = Promise.resolve();
   private unflushedBytes = 0;
@@ -273,18 +275,20 @@ export class Publisher {
   private flush(): void {
     this.flushScheduled = false;
     if (this.out.pos === 0 || !this.link || this.lost) return;
-    const bytes = Uint8Array.from(this.out.view());
-    this.out.pos = 0;
+    // the socket keeps the bytes until written: hand it this writer, take a spare one
+    const sent = this.out;
+    const bytes = sent.view();
+    this.out = this.spareWriters.pop() ?? new ByteWriter(WRITE_BATCH_BYTES * 2);
     const size = bytes.length;
-    this.lastWrite = this.link.client.send(bytes).then(
-      () => {
-        this.unflushedBytes -= size;
-      },
-      (err) => {
-        this.unflushedBytes -= size;
-        this.onLost(err);
-      },
-    );
+    const recycle = () => {
+      this.unflushedBytes -= size;
+      sent.pos = 0;
+      if (this.spareWriters.length < 8) this.spareWriters.push(sent);
+    };
+    this.lastWrite = this.link.client.send(bytes).then(recycle, (err) => {
+      recycle();
+      this.onLost(err);
+    });
   }
 
   private async flushAndWait(): Promise<void> {
