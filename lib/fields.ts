@@ -111,6 +111,7 @@ export class FieldError extends Error {}
 
 function parseFloatJson(raw: unknown, name: string): number {
   if (typeof raw === "number") return raw;
+  // RabbitMQ (Erlang) cannot hold these and closes the connection; other brokers may
   if (raw === "NaN" || raw === "Infinity" || raw === "-Infinity") return Number(raw);
   throw new FieldError(`${name} takes a number (or "NaN", "Infinity", "-Infinity")`);
 }

@@ -385,7 +385,11 @@ export class Publisher {
   private onLost(err: unknown): void {
     if (this.closing || this.lost) return;
     const classified = classifyError(err, "connection lost");
-    if (classified.exitCode !== ExitCode.unreachable) {
+    // the broker refusing (auth, a declaration) or a protocol error is final; anything else is
+    // the network or a restarting broker, worth another connection
+    const final = classified.exitCode === ExitCode.accessRefused ||
+      classified.exitCode === ExitCode.brokerRefused || /kmq bug/.test(classified.message);
+    if (final) {
       this.fatal ??= classified;
     } else if (!this.o.confirm) {
       this.fatal ??= new DeliveryError(

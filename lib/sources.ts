@@ -55,27 +55,33 @@ export async function* fromWholeStream(stream: AsyncIterable<Uint8Array>): Async
 /**
  * Each line of the stream is one message, read as the stream arrives so memory stays bounded by
  * the longest line. `\n` and `\r\n` both end a line; a last line without a newline counts.
+ * Lines are views into the chunks the stream handed over (fresh buffers each time), so a line
+ * costs a copy only when it spans chunks.
  */
 export async function* fromLines(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Body> {
-  let pending: Uint8Array | undefined;
+  let parts: Uint8Array[] = [];
   let lineNo = 0;
+  const line = (bytes: Uint8Array): Body => {
+    const end = bytes.length > 0 && bytes[bytes.length - 1] === 13 ? bytes.length - 1 : bytes.length;
+    return { bytes: bytes.subarray(0, end), origin: `line ${++lineNo}` };
+  };
   for await (const chunk of stream) {
-    let data = pending ? Buffer.concat([pending, chunk]) : chunk;
     let start = 0;
     let nl: number;
-    while ((nl = data.indexOf(10, start)) !== -1) {
-      const end = nl > start && data[nl - 1] === 13 ? nl - 1 : nl;
-      lineNo++;
-      // copy: the chunk's memory may be reused by the stream once we move on
-      yield { bytes: data.slice(start, end), origin: `line ${lineNo}` };
+    while ((nl = chunk.indexOf(10, start)) !== -1) {
+      let bytes = chunk.subarray(start, nl);
+      if (parts.length > 0) {
+        bytes = Buffer.concat([...parts, bytes]);
+        parts = [];
+      }
+      yield line(bytes);
       start = nl + 1;
     }
-    pending = start < data.length ? data.subarray(start) : undefined;
-    data = new Uint8Array(0);
+    if (start < chunk.length) parts.push(chunk.subarray(start));
   }
-  if (pending && pending.length > 0) {
-    const end = pending[pending.length - 1] === 13 ? pending.length - 1 : pending.length;
-    yield { bytes: pending.slice(0, end), origin: `line ${lineNo + 1}` };
+  if (parts.length > 0) {
+    const last = Buffer.concat(parts);
+    if (last.length > 0) yield line(last);
   }
 }
 

@@ -61,7 +61,11 @@ export class CuttableProxy {
     this.open.clear();
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.listener.close();
     this.cut();
     await this.accepting;
