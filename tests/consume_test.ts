@@ -3,7 +3,6 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   assertFailure,
   broker,
-  declarePair,
   drain,
   kmqCommand,
   publishRaw,
@@ -14,18 +13,8 @@ import {
   TEST_URL,
   unique,
   withCleanup,
+  withPair,
 } from "./helpers.ts";
-
-type Client = Awaited<ReturnType<typeof broker>>;
-
-function withPair(fn: (names: { ex: string; q: string }, client: Client) => Promise<void>) {
-  const ex = unique("kmq-ex");
-  const q = unique("kmq-q");
-  return withCleanup({ queues: [q], exchanges: [ex] }, async (client) => {
-    await declarePair(client, ex, q, "k");
-    await fn({ ex, q }, client);
-  });
-}
 
 async function fill(ex: string, bodies: string[]): Promise<void> {
   const r = await run(["produce", "-l", "-e", ex, "-r", "k"], { stdin: bodies.join("\n") + "\n" });

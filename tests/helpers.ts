@@ -253,3 +253,33 @@ export function assertFailure(r: RunResult, code: number, pattern: RegExp): void
   assert(pattern.test(r.stderr), `stderr does not match ${pattern}; ${context}`);
   assert(!/\n\s+at /.test(r.stderr) && !/Error: /.test(r.stderr), `stack trace on stderr; ${context}`);
 }
+
+/**
+ * Runs `fn` with a fresh durable direct exchange and durable queue bound with key 'k', both
+ * removed afterwards.
+ */
+export function withPair(
+  fn: (names: { ex: string; q: string }, client: AMQPClient) => Promise<void>,
+): Promise<void> {
+  const ex = unique("kmq-ex");
+  const q = unique("kmq-q");
+  return withCleanup({ queues: [q], exchanges: [ex] }, async (client) => {
+    await declarePair(client, ex, q, "k");
+    await fn({ ex, q }, client);
+  });
+}
+
+/**
+ * Whether Debian's python3 can import the module; tests that need it are skipped when not —
+ * except in CI, which installs it, so there a missing module fails them instead.
+ */
+export async function skipWithoutPython(module: string): Promise<boolean> {
+  try {
+    const r = await new Deno.Command("/usr/bin/python3", { args: ["-c", `import ${module}`], stderr: "null" })
+      .output();
+    if (r.success) return false;
+  } catch {
+    // no python3
+  }
+  return Deno.env.get("CI") !== "true";
+}

@@ -3,22 +3,12 @@
  * python3-kombu), both with their default settings, against kmq with its defaults.
  */
 import { assertEquals } from "./assert.ts";
-import { run, startConsumer, TEST_URL, unique, withCleanup } from "./helpers.ts";
+import { run, skipWithoutPython, startConsumer, TEST_URL, unique, withCleanup } from "./helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 const DIR = new URL("./kombu/", import.meta.url).pathname;
 
-async function kombuInstalled(): Promise<boolean> {
-  try {
-    const r = await new Deno.Command(PYTHON, { args: ["-c", "import kombu"], stderr: "null" }).output();
-    return r.success;
-  } catch {
-    return false;
-  }
-}
-
-// CI installs python3-kombu, so there a missing Kombu fails the tests instead of skipping them
-const ignore = !(await kombuInstalled()) && Deno.env.get("CI") !== "true";
+const ignore = await skipWithoutPython("kombu");
 
 Deno.test({ name: "kombu: consumer.py receives what kmq produce sends", ignore }, async () => {
   const ex = unique("kmq-kombu-ex");

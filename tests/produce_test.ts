@@ -1,20 +1,5 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, declarePair, drain, queueDepth, run, unique, withCleanup } from "./helpers.ts";
-
-/** Runs `fn` with a fresh exchange/queue pair bound with key 'k', removed afterwards. */
-function withPair(
-  fn: (
-    names: { ex: string; q: string },
-    client: Awaited<ReturnType<typeof import("./helpers.ts").broker>>,
-  ) => Promise<void>,
-) {
-  const ex = unique("kmq-ex");
-  const q = unique("kmq-q");
-  return withCleanup({ queues: [q], exchanges: [ex] }, async (client) => {
-    await declarePair(client, ex, q, "k");
-    await fn({ ex, q }, client);
-  });
-}
+import { assertFailure, drain, queueDepth, run, unique, withCleanup, withPair } from "./helpers.ts";
 
 Deno.test("produce: each argument is one message, in order", async () => {
   await withPair(async ({ ex, q }, client) => {

@@ -1,20 +1,12 @@
 /** `kmq consume -o json` then `kmq produce --jsonl`: every byte, property and header type survives. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, drain, run, TEST_URL, unique, withCleanup } from "./helpers.ts";
+import { assertFailure, drain, run, skipWithoutPython, TEST_URL, unique, withCleanup } from "./helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 const PIKA = new URL("./pika/headers.py", import.meta.url).pathname;
 const PIKA_URL = TEST_URL.replace(/\/$/, "/%2F");
 
-async function pikaInstalled(): Promise<boolean> {
-  try {
-    return (await new Deno.Command(PYTHON, { args: ["-c", "import pika"], stderr: "null" }).output()).success;
-  } catch {
-    return false;
-  }
-}
-// CI installs python3-pika, so there a missing pika fails the test instead of skipping it
-const noPika = !(await pikaInstalled()) && Deno.env.get("CI") !== "true";
+const noPika = await skipWithoutPython("pika");
 
 async function pika(...args: string[]): Promise<string> {
   const out = await new Deno.Command(PYTHON, { args: [PIKA, ...args] }).output();
