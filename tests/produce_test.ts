@@ -232,3 +232,15 @@ Deno.test("produce: --verbose prints the closing summary", async () => {
     assertMatch(r.stderr, /published 2, confirmed 2, returned 0, nacked 0 in [\d.]+ s \(\d+ msg\/s\)/);
   });
 });
+
+Deno.test("produce: messages the broker nacks are exit 7, named by origin", async () => {
+  const q = unique("kmq-full");
+  await withCleanup({ queues: [q] }, async (client) => {
+    // a full queue that rejects new publishes makes RabbitMQ nack them
+    const ch = await client.channel();
+    await ch.queueDeclare(q, { durable: true }, { "x-max-length": 1, "x-overflow": "reject-publish" });
+    const r = await run(["produce", "-e", "", "-r", q, "first", "second", "third"]);
+    assertFailure(r, 7, /2 of 3 messages not delivered: 2 nacked by the broker \(argument 2, argument 3\)/);
+    assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["first"]);
+  });
+});
