@@ -63,6 +63,10 @@ export interface ConsumeOptions extends GlobalOptions {
   ack: boolean;
   accept: string[];
   format: Format;
+  /** Run this once per message instead of printing it (`-- cmd args`). */
+  command: string[];
+  concurrency: number;
+  execTimeout?: number;
 }
 
 export interface DeclareOptions extends GlobalOptions {
@@ -313,6 +317,10 @@ Examples:
       "print messages as they arrive, acking each once written",
     ),
   )
+    .argument(
+      "[command...]",
+      "after --: run this command once per message (body on stdin, metadata in KMQ_*)",
+    )
     .option("-q, --queue <name>", "queue ('' = a server-named queue, to tap an exchange)", DEFAULTS.queue)
     .option("-r, --routing-key <key>", "bind with this key (repeatable; default: test)", collect)
     .option("-n, --count <n>", "exit after n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
@@ -327,6 +335,17 @@ Examples:
       )
         .choices(FORMATS).default("line" as const),
     )
+    .option(
+      "-c, --concurrency <n>",
+      "with a command: run up to n at once",
+      integer("--concurrency", 1, 1000),
+      1,
+    )
+    .option(
+      "--exec-timeout <seconds>",
+      "with a command: kill it after this long (the message is requeued)",
+      seconds("--exec-timeout"),
+    )
     .addHelpText(
       "after",
       `
@@ -334,9 +353,10 @@ Examples:
   kmq consume
   kmq consume -n 1 --idle-timeout 5 -o json
   kmq consume -q '' -e logs -t fanout
-  kmq consume --accept application/json -o raw > bodies.bin`,
+  kmq consume --accept application/json -o raw > bodies.bin
+  kmq consume -c 4 -- ./handle.sh          # exit 0 acks, 75 requeues, anything else rejects`,
     )
-    .action((o, cmd) => {
+    .action((command, o, cmd) => {
       const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
       invocation = {
         command: "consume",
@@ -359,6 +379,9 @@ Examples:
           ack: o.ack,
           accept: o.accept ?? [],
           format: o.format as Format,
+          command,
+          concurrency: o.concurrency,
+          execTimeout: o.execTimeout,
         },
       };
     });

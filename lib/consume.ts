@@ -4,8 +4,9 @@ import type { Writable } from "node:stream";
 import type { ConsumeOptions } from "./cli.ts";
 import { closeQuietly, connect } from "./connection.ts";
 import { declareTopology, topologyFrom } from "./declarations.ts";
-import { classifyError, ExitCode, KmqError } from "./errors.ts";
+import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
 import { formatMessage } from "./formats.ts";
+import { runHandler } from "./handler.ts";
 import type { Log } from "./log.ts";
 
 export interface ConsumeIo {
@@ -60,7 +61,10 @@ class ConsumeLoop {
     private readonly o: ConsumeOptions,
     private readonly io: ConsumeIo,
   ) {
-    this.prefetch = Math.min(o.prefetch, o.count ?? Infinity);
+    this.prefetch = Math.min(
+      Math.max(o.prefetch, o.command.length > 0 ? o.concurrency : 0),
+      o.count ?? Infinity,
+    );
     this.brokerAck = !o.ack && o.count === undefined;
   }
 
@@ -92,15 +96,18 @@ class ConsumeLoop {
     );
     this.armIdleTimer();
     try {
-      while (true) {
-        if (this.inbox.length > 0) {
-          this.armIdleTimer();
-          if (!(await this.handleBatch())) break;
-          if (o.count !== undefined && this.written >= o.count) break;
-          continue;
+      if (o.command.length > 0) await this.runCommands();
+      else {
+        while (true) {
+          if (this.inbox.length > 0) {
+            this.armIdleTimer();
+            if (!(await this.handleBatch())) break;
+            if (o.count !== undefined && this.written >= o.count) break;
+            continue;
+          }
+          if (this.stopping) break;
+          await new Promise<void>((resolve) => (this.notify = resolve));
         }
-        if (this.stopping) break;
-        await new Promise<void>((resolve) => (this.notify = resolve));
       }
       if (this.failure) throw this.failure;
       await consumer.cancel().catch(() => {});
@@ -163,6 +170,78 @@ class ConsumeLoop {
       if (ackable !== lastWritten) this.deferredAck = lastWritten;
     }
     return true;
+  }
+
+  /**
+   * Runs the command for up to --concurrency messages at once. On a stop, no new command starts
+   * and the running ones finish; their messages are settled if the channel is still there.
+   */
+  private async runCommands(): Promise<void> {
+    const { o } = this;
+    const running = new Set<Promise<void>>();
+    let started = 0;
+    const more = () => o.count === undefined || started < o.count;
+    while (true) {
+      while (!this.stopping && this.inbox.length > 0 && running.size < o.concurrency && more()) {
+        this.armIdleTimer();
+        started++;
+        const job: Promise<void> = this.handleWithCommand(this.inbox.shift()!).finally(() => {
+          running.delete(job);
+          this.wakeUp();
+        });
+        running.add(job);
+      }
+      if (running.size === 0 && (this.stopping || !more())) break;
+      await new Promise<void>((resolve) => (this.notify = resolve));
+    }
+    if (this.commandFailure) throw this.commandFailure;
+  }
+
+  private commandFailure?: KmqError;
+
+  private async handleWithCommand(msg: AMQPMessage): Promise<void> {
+    const { o, io } = this;
+    const verdict = await runHandler(o.command, msg, o.execTimeout);
+    const about = `routing key '${msg.routingKey}'${
+      msg.properties.messageId ? `, message id '${msg.properties.messageId}'` : ""
+    }`;
+    // after a lost connection the ack cannot go out; the broker redelivers the message anyway
+    const settle = (
+      action: () => Promise<void>,
+    ) => (this.brokerAck ? Promise.resolve() : action().catch(() => {}));
+    switch (verdict.action) {
+      case "ack":
+        if (verdict.stdout.length > 0) {
+          try {
+            await write(io.stdout, verdict.stdout);
+          } catch (err) {
+            this.commandFailure ??= new KmqError(
+              ExitCode.unexpected,
+              `writing to stdout: ${(err as Error).message}`,
+            );
+            this.stop();
+            return; // unacked: the broker redelivers it
+          }
+        }
+        await settle(() => msg.ack());
+        this.written++;
+        return;
+      case "requeue":
+        io.log.warn(`handler ${verdict.why} for the message with ${about}: requeued`);
+        await settle(() => msg.nack(true));
+        return;
+      case "reject":
+        io.log.warn(
+          `handler ${verdict.why} for the message with ${about}: rejected (dead-lettered if the queue has a dead-letter exchange)`,
+        );
+        await settle(() => msg.reject(false));
+        return;
+      case "fail":
+        this.commandFailure ??= new UsageError(`${verdict.why}: check the command after --`);
+        await settle(() => msg.nack(true));
+        this.stop();
+        return;
+    }
   }
 
   /** With broker auto-ack the prefetched messages are already off the queue: write them out. */
