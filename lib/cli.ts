@@ -67,6 +67,8 @@ export interface ConsumeOptions extends GlobalOptions {
   command: string[];
   concurrency: number;
   execTimeout?: number;
+  /** Seconds to keep reconnecting after the connection drops; undefined: forever. */
+  retryTimeout?: number;
 }
 
 export interface DeclareOptions extends GlobalOptions {
@@ -346,6 +348,11 @@ Examples:
       "with a command: kill it after this long (the message is requeued)",
       seconds("--exec-timeout"),
     )
+    .option(
+      "--retry-timeout <seconds>",
+      "when the connection drops, give up reconnecting after this long (default: never)",
+      seconds("--retry-timeout"),
+    )
     .addHelpText(
       "after",
       `
@@ -382,6 +389,7 @@ Examples:
           command,
           concurrency: o.concurrency,
           execTimeout: o.execTimeout,
+          retryTimeout: o.retryTimeout,
         },
       };
     });

@@ -1,4 +1,4 @@
-import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import type { Writable } from "node:stream";
 import type { ConsumeOptions } from "./cli.ts";
@@ -31,15 +31,70 @@ function write(out: Writable, bytes: Uint8Array): Promise<void> {
  * crash or a signal can only cause a redelivery, never a loss.
  */
 export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
-  const client = await connect({ url: o.url, name: "kmq consume", log: io.log });
-  try {
-    const channel = await client.channel();
-    const queue = await declareTopology(channel, topologyFrom(o.topology), io.log);
-    if (queue === undefined) throw new Error("consume needs a queue");
-    await new ConsumeLoop(channel, queue, o, io).run();
-  } finally {
-    await closeQuietly(client);
+  let remaining = o.count;
+  let client = await connect({ url: o.url, name: "kmq consume", log: io.log });
+  let previousQueue: string | undefined;
+  while (true) {
+    let loop: ConsumeLoop | undefined;
+    try {
+      const channel = await client.channel();
+      const queue = await declareTopology(channel, topologyFrom(o.topology), io.log);
+      if (queue === undefined) throw new Error("consume needs a queue");
+      if (previousQueue !== undefined && queue !== previousQueue) {
+        io.log.warn(`the server-named queue '${previousQueue}' is gone; consuming from '${queue}' now`);
+      }
+      previousQueue = queue;
+      loop = new ConsumeLoop(channel, queue, { ...o, count: remaining }, io);
+      await loop.run();
+      return;
+    } catch (err) {
+      const e = err instanceof KmqError ? err : classifyError(err, "consuming");
+      // a refused login or declaration is final; a lost connection is worth another one
+      if (e.exitCode !== ExitCode.unreachable || io.stop.aborted) throw e;
+      if (loop && remaining !== undefined) remaining -= loop.handled;
+      io.log.warn(`${e.message.replace(/; check that.*$/, "")}; reconnecting`);
+    } finally {
+      await closeQuietly(client);
+    }
+    const next = await reconnect(o, io);
+    if (!next) return; // stopped by a signal while waiting for the broker
+    client = next;
   }
+}
+
+/**
+ * Connects again with backoff (0.1 s doubling to 5 s) until it works, --retry-timeout runs out
+ * (exit 4) or a signal stops kmq (undefined). Messages in hand when the connection dropped are
+ * redelivered by the broker: at-least-once.
+ */
+async function reconnect(o: ConsumeOptions, io: ConsumeIo): Promise<AMQPClient | undefined> {
+  const deadline = o.retryTimeout === undefined ? Infinity : Date.now() + o.retryTimeout * 1000;
+  let delay = 100;
+  while (!io.stop.aborted) {
+    if (Date.now() >= deadline) {
+      throw new KmqError(
+        ExitCode.unreachable,
+        `the broker did not come back within --retry-timeout ${o.retryTimeout} s; messages not acked are still in the queue`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.min(delay, deadline - Date.now()));
+      io.stop.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    if (io.stop.aborted) return undefined;
+    delay = Math.min(delay * 2, 5000);
+    try {
+      const client = await connect({ url: o.url, name: "kmq consume", log: io.log });
+      io.log.warn("reconnected");
+      return client;
+    } catch (err) {
+      if (!(err instanceof KmqError) || err.exitCode !== ExitCode.unreachable) throw err;
+    }
+  }
+  return undefined;
 }
 
 class ConsumeLoop {
@@ -48,6 +103,10 @@ class ConsumeLoop {
   private stopping = false;
   private failure?: unknown;
   private written = 0;
+  /** Messages written or handled by the command: what --count counts, across reconnects. */
+  get handled(): number {
+    return this.written;
+  }
   /** Settling these would let the broker send more than --count asks for. */
   private deferredAck?: AMQPMessage;
   private idleTimer?: ReturnType<typeof setTimeout>;

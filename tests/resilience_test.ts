@@ -1,6 +1,6 @@
 /** Producing through failures: connection cuts and input larger than any window. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { drain, kmqCommand, Running, sleep, TEST_URL, unique, withCleanup } from "./helpers.ts";
+import { drain, kmqCommand, run, Running, sleep, TEST_URL, unique, withCleanup } from "./helpers.ts";
 import { CuttableProxy } from "./proxy.ts";
 
 const broker = new URL(TEST_URL);
@@ -120,3 +120,40 @@ Deno.test("produce streams stdin: 512 MiB of input never sits in memory at once"
     assertEquals((await ch.queuePurge(q)).messageCount, count);
   });
 });
+
+for (const mode of ["printing", "with a command"]) {
+  Deno.test(`consume ${mode} across three connection cuts: every message handled at least once`, async () => {
+    const q = unique("kmq-q");
+    const total = 400;
+    const proxy = new CuttableProxy({ hostname: broker.hostname, port: Number(broker.port || 5672) });
+    try {
+      await withCleanup({ queues: [q] }, async (client) => {
+        const bodies = Array.from({ length: total }, (_, i) => `msg-${i}`);
+        const p = await run(["produce", "-l", "-e", "", "-r", q, "-q", q], { stdin: bodies.join("\n") });
+        assertEquals(p.code, 0, p.stderr);
+        const handler = mode === "printing" ? [] : ["--", "sh", "-c", "sleep 0.01; cat; echo"];
+        const consumer = new Running(
+          ["consume", "-e", "", "-q", q, "-p", "5", "--idle-timeout", "3", ...handler],
+          { env: { KMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}/` } },
+        );
+        if (mode === "printing") {
+          // printing is fast: hold the messages back until the consumer is on, then cut while it drains
+          await consumer.waitForLines(1).catch(() => {});
+        }
+        for (let cut = 0; cut < 3; cut++) {
+          await sleep(mode === "printing" ? 50 : 400);
+          proxy.cut();
+        }
+        const r = await consumer.result();
+        assertEquals(r.code, 0, r.stderr);
+        const seen = new Set(r.stdout.split("\n").filter(Boolean));
+        assertEquals(seen.size, total, "every message was handled");
+        assertEquals(await drain(client, q), [], "and acked: none is left in the queue");
+        if (proxy.accepted > 1) assertMatch(r.stderr, /reconnected/);
+        assert(mode === "printing" || proxy.accepted >= 4, `kmq reconnected (${proxy.accepted} connections)`);
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+}
