@@ -4,6 +4,7 @@
  */
 import process from "node:process";
 import { parseCommandLine } from "./lib/cli.ts";
+import { cmdCall } from "./lib/call.ts";
 import { cmdConsume } from "./lib/consume.ts";
 import { cmdDeclare } from "./lib/declare.ts";
 import { ExitCode, KmqError, redactUrl } from "./lib/errors.ts";
@@ -33,6 +34,9 @@ async function run(argv: string[]): Promise<number> {
       await cmdConsume(invocation.options, { stdout: process.stdout, log, stop: stop.signal });
       return ExitCode.ok;
     }
+    case "call":
+      await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: process.stdout, log });
+      return ExitCode.ok;
     case "declare":
       await cmdDeclare(invocation.options, log);
       return ExitCode.ok;

@@ -55,6 +55,11 @@ export interface ProduceOptions extends GlobalOptions {
   given: Set<string>;
 }
 
+export interface CallOptions extends ProduceOptions {
+  /** Seconds to wait for the reply. */
+  timeout: number;
+}
+
 export interface ConsumeOptions extends GlobalOptions {
   topology: TopologyOptions;
   count?: number;
@@ -69,6 +74,9 @@ export interface ConsumeOptions extends GlobalOptions {
   execTimeout?: number;
   /** Seconds to keep reconnecting after the connection drops; undefined: forever. */
   retryTimeout?: number;
+  /** Publish the command's stdout to the request's reply_to (RPC server). */
+  reply: boolean;
+  replyContentType: string;
 }
 
 export interface DeclareOptions extends GlobalOptions {
@@ -79,6 +87,7 @@ export type Invocation =
   | { command: "produce"; options: ProduceOptions }
   | { command: "consume"; options: ConsumeOptions }
   | { command: "declare"; options: DeclareOptions }
+  | { command: "call"; options: CallOptions }
   /** --help or --version was shown: nothing left to do. */
   | { command: "done" };
 
@@ -173,6 +182,8 @@ Examples:
   kmq consume -o json -n 10 > dump.jsonl   # dump ten messages with all their properties
   kmq consume -q '' -e amq.topic -r '#'    # tap an exchange with a throw-away queue
   kmq declare -e jobs -q jobs -r jobs      # create topology from a setup script
+  kmq consume -c 4 -- ./handle.sh          # a command per message: exit 0 acks, 75 requeues
+  kmq call -e "" -r rpc "question"         # RPC: send a request, print the reply
 
 Environment: KMQ_URL (the broker URL). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
 4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered.`;
@@ -198,60 +209,114 @@ export function parseCommandLine(argv: string[]): Invocation {
     .exitOverride()
     .configureOutput({ outputError: () => {} });
 
-  const produce = topologyOptions(
-    program.command("produce").description(
-      "publish messages: each argument is one message; with none, stdin is the message",
-    ),
-  )
-    .argument("[message...]", "message bodies, one message each")
-    .option(
-      "-q, --queue <name>",
-      "also declare this queue and bind it with the routing key " +
-        "(default: 'queue' when neither -e nor -r is given, so the tutorial's message waits for its consumer)",
-    )
-    .option("-r, --routing-key <key>", "routing key", DEFAULTS.routingKey)
-    .option("-l, --lines", "each line of stdin is one message", false)
-    .option(
-      "--jsonl",
-      "each stdin line is a record as 'kmq consume -o json' writes it (replay a dump)",
-      false,
-    )
-    .option("-f, --file <path>", "send the file as one message (repeatable)", collect)
-    .option("--json", "check each message is JSON and send it as application/json (Kombu's default)", false)
-    .option(
-      "-C, --content-type <type>",
-      "content type (default: text/plain, or application/json with --json)",
-    )
-    .option("-E, --content-encoding <encoding>", "content encoding", "utf-8")
-    .option("--transient", "delivery mode 1 (default: 2, persistent)", false)
-    .option("--priority <0-255>", "message priority", integer("--priority", 0, 255))
-    .option(
-      "--expiration <ms>",
-      "per-message TTL in milliseconds",
-      (v) => String(integer("--expiration", 0, 2 ** 32 - 1)(v)),
-    )
-    .option("--message-id <id>", "message id")
-    .option("--correlation-id <id>", "correlation id")
-    .option("--reply-to <queue>", "reply-to queue")
-    .option("--type <type>", "message type")
-    .option("--app-id <id>", "application id")
-    .option("-H, --header <key=value>", "header; key:=json for a typed value (repeatable)", parseHeader, {})
-    .option("--no-mandatory", "let the broker drop messages no queue receives (default: an error)")
-    .option("--no-confirm", "do not wait for publisher confirms (faster, no delivery guarantee)")
-    .option("--rate <msgs/s>", "publish at most this many messages per second", positive("--rate"))
-    .option(
-      "--repeat <n>",
-      "publish the message(s) n times",
-      integer("--repeat", 1, Number.MAX_SAFE_INTEGER),
-      1,
-    )
-    .option(
-      "--retry-timeout <seconds>",
-      "keep reconnecting this long when the connection drops",
-      seconds("--retry-timeout"),
-      60,
-    )
-    .option("--quiet", "print nothing but errors", false)
+  /** produce and call share every message option. */
+  const messageCommand = (name: string, description: string) =>
+    topologyOptions(program.command(name).description(description))
+      .argument("[message...]", "message bodies, one message each")
+      .option(
+        "-q, --queue <name>",
+        "also declare this queue and bind it with the routing key " +
+          "(default: 'queue' when neither -e nor -r is given, so the tutorial's message waits for its consumer)",
+      )
+      .option("-r, --routing-key <key>", "routing key", DEFAULTS.routingKey)
+      .option("-l, --lines", "each line of stdin is one message", false)
+      .option(
+        "--jsonl",
+        "each stdin line is a record as 'kmq consume -o json' writes it (replay a dump)",
+        false,
+      )
+      .option("-f, --file <path>", "send the file as one message (repeatable)", collect)
+      .option("--json", "check each message is JSON and send it as application/json (Kombu's default)", false)
+      .option(
+        "-C, --content-type <type>",
+        "content type (default: text/plain, or application/json with --json)",
+      )
+      .option("-E, --content-encoding <encoding>", "content encoding", "utf-8")
+      .option("--transient", "delivery mode 1 (default: 2, persistent)", false)
+      .option("--priority <0-255>", "message priority", integer("--priority", 0, 255))
+      .option(
+        "--expiration <ms>",
+        "per-message TTL in milliseconds",
+        (v) => String(integer("--expiration", 0, 2 ** 32 - 1)(v)),
+      )
+      .option("--message-id <id>", "message id")
+      .option("--correlation-id <id>", "correlation id")
+      .option("--reply-to <queue>", "reply-to queue")
+      .option("--type <type>", "message type")
+      .option("--app-id <id>", "application id")
+      .option("-H, --header <key=value>", "header; key:=json for a typed value (repeatable)", parseHeader, {})
+      .option("--no-mandatory", "let the broker drop messages no queue receives (default: an error)")
+      .option("--no-confirm", "do not wait for publisher confirms (faster, no delivery guarantee)")
+      .option("--rate <msgs/s>", "publish at most this many messages per second", positive("--rate"))
+      .option(
+        "--repeat <n>",
+        "publish the message(s) n times",
+        integer("--repeat", 1, Number.MAX_SAFE_INTEGER),
+        1,
+      )
+      .option(
+        "--retry-timeout <seconds>",
+        "keep reconnecting this long when the connection drops",
+        seconds("--retry-timeout"),
+        60,
+      )
+      .option("--quiet", "print nothing but errors", false);
+
+  const produce = messageCommand(
+    "produce",
+    "publish messages: each argument is one message; with none, stdin is the message",
+  );
+  type MessageOptions = ReturnType<typeof produce.opts>;
+  const messageOptionsFrom = (messages: string[], o: MessageOptions, cmd: typeof produce): ProduceOptions => {
+    const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+    const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
+      cmd.getOptionValueSource("routingKey") !== "default";
+    const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
+    return {
+      url: g.url,
+      verbose: g.verbose,
+      topology: {
+        exchange: o.exchange,
+        exchangeType: o.exchangeType as ExchangeType,
+        queue: queue === "" ? undefined : queue,
+        bindingKeys: [o.routingKey],
+        durable: o.durable,
+        autoDelete: o.autoDelete,
+        exclusive: o.exclusive,
+        declare: o.declare,
+      },
+      messages,
+      lines: o.lines,
+      jsonl: o.jsonl,
+      files: o.file ?? [],
+      routingKey: o.routingKey,
+      json: o.json,
+      contentType: o.contentType ?? (o.json ? "application/json" : "text/plain"),
+      contentEncoding: o.contentEncoding,
+      persistent: !o.transient,
+      priority: o.priority,
+      expiration: o.expiration,
+      messageId: o.messageId,
+      correlationId: o.correlationId,
+      replyTo: o.replyTo,
+      type: o.type,
+      appId: o.appId,
+      headers: o.header,
+      confirm: o.confirm,
+      mandatory: o.mandatory,
+      rate: o.rate,
+      repeat: o.repeat,
+      retryTimeout: o.retryTimeout,
+      quiet: o.quiet,
+      given: new Set(
+        cmd.options.map((opt) => opt.attributeName()).filter((name) => {
+          const source = cmd.getOptionValueSource(name);
+          return source === "cli" || source === "env";
+        }),
+      ),
+    };
+  };
+  produce
     .addHelpText(
       "after",
       `
@@ -262,54 +327,28 @@ Examples:
   tail -f app.log | kmq produce -l -e logs -t fanout`,
     )
     .action((messages, o, cmd) => {
-      const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
-      const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
-        cmd.getOptionValueSource("routingKey") !== "default";
-      const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
+      invocation = { command: "produce", options: messageOptionsFrom(messages, o, cmd) };
+    });
+
+  const call = messageCommand(
+    "call",
+    "send a request and print the reply (RPC over RabbitMQ's direct reply-to)",
+  )
+    .option("--timeout <seconds>", "wait this long for the reply (exit 4 after)", seconds("--timeout"), 30)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq consume -e "" -q rpc --reply -- ./handler.sh    # the server, in another terminal
+  kmq call -e "" -r rpc "question"`,
+    )
+    .action((messages, o, cmd) => {
+      const { timeout, ...rest } = o;
       invocation = {
-        command: "produce",
+        command: "call",
         options: {
-          url: g.url,
-          verbose: g.verbose,
-          topology: {
-            exchange: o.exchange,
-            exchangeType: o.exchangeType as ExchangeType,
-            queue: queue === "" ? undefined : queue,
-            bindingKeys: [o.routingKey],
-            durable: o.durable,
-            autoDelete: o.autoDelete,
-            exclusive: o.exclusive,
-            declare: o.declare,
-          },
-          messages,
-          lines: o.lines,
-          jsonl: o.jsonl,
-          files: o.file ?? [],
-          routingKey: o.routingKey,
-          json: o.json,
-          contentType: o.contentType ?? (o.json ? "application/json" : "text/plain"),
-          contentEncoding: o.contentEncoding,
-          persistent: !o.transient,
-          priority: o.priority,
-          expiration: o.expiration,
-          messageId: o.messageId,
-          correlationId: o.correlationId,
-          replyTo: o.replyTo,
-          type: o.type,
-          appId: o.appId,
-          headers: o.header,
-          confirm: o.confirm,
-          mandatory: o.mandatory,
-          rate: o.rate,
-          repeat: o.repeat,
-          retryTimeout: o.retryTimeout,
-          quiet: o.quiet,
-          given: new Set(
-            cmd.options.map((opt) => opt.attributeName()).filter((name) => {
-              const source = cmd.getOptionValueSource(name);
-              return source === "cli" || source === "env";
-            }),
-          ),
+          ...messageOptionsFrom(messages, rest as MessageOptions, cmd as unknown as typeof produce),
+          timeout,
         },
       };
     });
@@ -348,6 +387,8 @@ Examples:
       "with a command: kill it after this long (the message is requeued)",
       seconds("--exec-timeout"),
     )
+    .option("--reply", "with a command: publish its stdout to the message's reply_to (RPC)", false)
+    .option("--reply-content-type <type>", "content type of replies", "text/plain")
     .option(
       "--retry-timeout <seconds>",
       "when the connection drops, give up reconnecting after this long (default: never)",
@@ -390,6 +431,8 @@ Examples:
           concurrency: o.concurrency,
           execTimeout: o.execTimeout,
           retryTimeout: o.retryTimeout,
+          reply: o.reply,
+          replyContentType: o.replyContentType,
         },
       };
     });
@@ -422,7 +465,7 @@ Examples:
       };
     });
 
-  for (const cmd of [produce, consume, declare]) {
+  for (const cmd of [produce, call, consume, declare]) {
     cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} });
   }
 
@@ -437,7 +480,7 @@ Examples:
       // commander has printed the help to stderr: kmq was run without a command
       throw new UsageError("no command given: use produce, consume or declare; run 'kmq --help' for usage");
     }
-    const sub = argv.find((a) => ["produce", "consume", "declare"].includes(a));
+    const sub = argv.find((a) => ["produce", "call", "consume", "declare"].includes(a));
     const where = sub ? `kmq ${sub}` : "kmq";
     const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim();
     throw new UsageError(`${message}; run '${where} --help' for usage`, where);

@@ -270,7 +270,13 @@ class ConsumeLoop {
     ) => (this.brokerAck ? Promise.resolve() : action().catch(() => {}));
     switch (verdict.action) {
       case "ack":
-        if (verdict.stdout.length > 0) {
+        if (o.reply && msg.properties.replyTo) {
+          // RPC: the output is the reply; sent before the request is acked (at-least-once)
+          const props = { contentType: o.replyContentType, correlationId: msg.properties.correlationId };
+          const sent = await msg.channel.basicPublish("", msg.properties.replyTo, verdict.stdout, props)
+            .then(() => true, () => false);
+          if (!sent) return; // the connection is gone: the request will be redelivered
+        } else if (verdict.stdout.length > 0) {
           try {
             await write(io.stdout, verdict.stdout);
           } catch (err) {

@@ -25,7 +25,7 @@ export interface ProduceIo {
 }
 
 /** Property options and the property each sets; with --jsonl only those given override a record. */
-function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessageProperties {
+export function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessageProperties {
   const use = (name: string) => !onlyGiven || o.given.has(name);
   const p: MessageProperties = {};
   if (use("contentType") || (onlyGiven && o.given.has("json"))) p.contentType = o.contentType;
@@ -42,7 +42,11 @@ function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessagePropertie
   return p;
 }
 
-function bodies(o: ProduceOptions, io: ProduceIo): AsyncIterable<Body> | Iterable<Body> {
+/** Where the message bodies come from: arguments, files, or stdin (whole, by line, by record). */
+export function readBodies(
+  o: ProduceOptions,
+  openStdin: ProduceIo["stdin"],
+): AsyncIterable<Body> | Iterable<Body> {
   const sources = [o.messages.length > 0, o.files.length > 0, o.lines, o.jsonl].filter(Boolean).length;
   if (sources > 1) {
     throw new UsageError(
@@ -51,7 +55,7 @@ function bodies(o: ProduceOptions, io: ProduceIo): AsyncIterable<Body> | Iterabl
   }
   if (o.messages.length > 0) return fromArguments(o.messages);
   if (o.files.length > 0) return fromFiles(o.files);
-  const stdin = io.stdin();
+  const stdin = openStdin();
   if (stdin.isTTY === true) {
     throw new UsageError(
       "no message given: pass it as an argument, pipe it on stdin, or use --file; run 'kmq produce --help' for usage",
@@ -116,7 +120,7 @@ async function* repeated(source: AsyncIterable<OutMessage>, times: number): Asyn
 
 /** `kmq produce`: publishes every message and returns only when the broker confirmed them all. */
 export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void> {
-  const input = bodies(o, io);
+  const input = readBodies(o, io.stdin);
   if (o.json) { for (const body of fromArguments(o.messages)) checkJson(body); }
   await checkFiles(o.files);
 

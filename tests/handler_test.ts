@@ -1,6 +1,6 @@
 /** `kmq consume -- <command>`: a command per message, its exit status deciding the ack. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, broker, drain, publishRaw, run, unique, withCleanup } from "./helpers.ts";
+import { assertFailure, broker, drain, publishRaw, run, Running, unique, withCleanup } from "./helpers.ts";
 
 const HANDLERS = new URL("./handlers/", import.meta.url).pathname;
 
@@ -194,5 +194,60 @@ Deno.test("handler: a command that does not exist is exit 2, and the message sta
     const r = await run(["consume", "-e", "", "-q", q, "--", "no-such-command-kmq"]);
     assertFailure(r, 2, /command 'no-such-command-kmq' not found: check the command after --/);
     assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["kept"]);
+  });
+});
+
+Deno.test("rpc: consume --reply answers kmq call through direct reply-to", async () => {
+  const q = unique("kmq-rpc");
+  await withCleanup({ queues: [q] }, async () => {
+    const d = await run(["declare", "-e", "", "-q", q]);
+    assertEquals(d.code, 0, d.stderr);
+    const server = new Running([
+      "consume",
+      "-e",
+      "",
+      "-q",
+      q,
+      "-n",
+      "2",
+      "--reply",
+      "--reply-content-type",
+      "text/x-answer",
+      "--",
+      "sh",
+      "-c",
+      'printf "answer to %s" "$(cat)"',
+    ]);
+    try {
+      const r = await run(["call", "-e", "", "-r", q, "question?"]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout, "answer to question?");
+      // a request without reply_to: the output goes to the server's stdout as usual
+      const p = await run(["produce", "-e", "", "-r", q, "no reply wanted"]);
+      assertEquals(p.code, 0, p.stderr);
+    } finally {
+      const out = await server.result();
+      assertEquals(out.code, 0, out.stderr);
+      assertEquals(out.stdout, "answer to no reply wanted");
+    }
+  });
+});
+
+Deno.test("rpc: kmq call without a server is exit 4 after --timeout; an unroutable request exit 7", async () => {
+  const q = unique("kmq-rpc");
+  await withCleanup({ queues: [q] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+    const started = Date.now();
+    assertFailure(
+      await run(["call", "-e", "", "-r", q, "--timeout", "1", "hello?"]),
+      4,
+      /no reply within 1 s/,
+    );
+    assert(Date.now() - started < 8000, "gave up after the timeout");
+    assertFailure(
+      await run(["call", "-e", "", "-r", unique("kmq-nobody"), "hello?"]),
+      7,
+      /returned as unroutable.*is the server running\?/,
+    );
   });
 });

@@ -1,0 +1,95 @@
+import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { randomUUID } from "node:crypto";
+import type { Writable } from "node:stream";
+import type { CallOptions } from "./cli.ts";
+import { closeQuietly, connect } from "./connection.ts";
+import { declareTopology, topologyFrom } from "./declarations.ts";
+import { classifyError, DeliveryError, ExitCode, KmqError } from "./errors.ts";
+import type { Log } from "./log.ts";
+import { propertiesFrom, readBodies } from "./produce.ts";
+import { checkJson } from "./sources.ts";
+import { ByteWriter, encodeProperties, writePublish } from "./wire.ts";
+
+/** RabbitMQ's direct reply-to: replies come straight back to this channel's consumer. */
+const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+
+export interface CallIo {
+  stdin: () => AsyncIterable<Uint8Array> & { isTTY?: boolean };
+  stdout: Writable;
+  log: Log;
+}
+
+/** `kmq call`: one request, its reply's body on stdout; exit 4 when no reply comes in time. */
+export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
+  let body: Uint8Array | undefined;
+  for await (const b of readBodies(o, io.stdin)) {
+    if (body) throw new KmqError(ExitCode.usage, "kmq call sends one request: give one message");
+    if (o.json) checkJson(b);
+    body = b.bytes;
+  }
+  if (!body) throw new KmqError(ExitCode.badInput, "nothing to send: standard input was empty");
+
+  const client = await connect({ url: o.url, name: "kmq call", log: io.log });
+  try {
+    const channel = await client.channel();
+    await declareTopology(
+      channel,
+      topologyFrom({ ...o.topology, queue: o.given.has("queue") ? o.topology.queue : undefined }),
+      io.log,
+    );
+    const correlationId = o.correlationId ?? randomUUID();
+    let answer: (msg: AMQPMessage) => void = () => {};
+    let fail: (err: Error) => void = () => {};
+    const reply = new Promise<AMQPMessage>((resolve, reject) => {
+      answer = resolve;
+      fail = reject;
+    });
+    channel.onReturn = (msg: AMQPMessage) =>
+      fail(
+        new DeliveryError(
+          `the request was returned as unroutable (routing key '${msg.routingKey}'): no queue is bound for it; is the server running?`,
+        ),
+      );
+    // the reply consumer must exist before the request names it
+    try {
+      await channel.basicConsume(DIRECT_REPLY_TO, { noAck: true }, (msg) => {
+        if (msg.properties.correlationId === correlationId) answer(msg);
+      });
+    } catch (err) {
+      throw classifyError(err, "consuming from amq.rabbitmq.reply-to");
+    }
+    const w = new ByteWriter();
+    const props = { ...propertiesFrom(o, false), replyTo: DIRECT_REPLY_TO, correlationId };
+    writePublish(
+      w,
+      channel.id,
+      client.frameMax,
+      o.topology.exchange,
+      o.routingKey,
+      o.mandatory,
+      encodeProperties(props),
+      body,
+    );
+    await client.send(Uint8Array.from(w.view()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() =>
+        reject(
+          new KmqError(
+            ExitCode.unreachable,
+            `no reply within ${o.timeout} s (correlation id ${correlationId}); is the server running? raise --timeout to wait longer`,
+          ),
+        ), o.timeout * 1000);
+    });
+    try {
+      const msg = await Promise.race([reply, timeout]);
+      await new Promise<void>((resolve, reject) =>
+        io.stdout.write(msg.body ?? new Uint8Array(0), (err) => (err ? reject(err) : resolve()))
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await closeQuietly(client);
+  }
+}
