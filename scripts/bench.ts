@@ -3,7 +3,7 @@
  * alternating run by run, medians quoted. Speed and memory targets are checked here, never in
  * timed tests.
  *
- *   deno task bench [--runs N] [--case 1,2,3,4]
+ *   deno task bench [--runs N] [--case 1,2,3,4,5]
  *
  * Needs dist/kmq (deno task compile:offline), amqp-publish (Debian's amqp-tools) and a broker
  * at KMQ_URL (default localhost). It uses (and purges) the tutorial's queue 'queue'.
@@ -15,7 +15,7 @@ const arg = (name: string) => {
   return i >= 0 ? Deno.args[i + 1] : undefined;
 };
 const RUNS = Number(arg("--runs") ?? 5);
-const CASES = new Set((arg("--case") ?? "1,2,3,4").split(","));
+const CASES = new Set((arg("--case") ?? "1,2,3,4,5").split(","));
 const BIN = `${ROOT}dist/kmq`;
 const BUN = `${ROOT}node_modules/.bin/bun`;
 const LINES = 200_000;
@@ -204,6 +204,33 @@ if (CASES.has("4")) {
     `  peak RSS ${(kib / 1024).toFixed(1)} MiB (target <= 128 MiB), exit ${out.code}, ${s.toFixed(1)} s, ` +
       `queue held ${await queueDepth()} of ${count}`,
   );
+  await purge();
+}
+if (CASES.has("5")) {
+  const n = 2000;
+  console.log(`\ncase 5: ${n} messages each handled by /bin/true (a process per message)`);
+  const fill = async () => {
+    await purge();
+    await timeOnce({ cmd: BIN, args: ["produce", "--repeat", String(n), "job"] });
+  };
+  // amqp-consume dies of SIGPIPE (or a write error) when the command exits without reading the
+  // body, as /bin/true does: its baseline runs `cat`, which reads it; kmq runs both
+  const r = await compare({
+    "kmq consume -c 1 -- /bin/true": {
+      cmd: BIN,
+      args: ["consume", "-n", String(n), "-c", "1", "--", "/bin/true"],
+    },
+    "kmq consume -c 4 -- /bin/true": {
+      cmd: BIN,
+      args: ["consume", "-n", String(n), "-c", "4", "--", "/bin/true"],
+    },
+    "kmq consume -c 1 -- cat": { cmd: BIN, args: ["consume", "-n", String(n), "-c", "1", "--", "cat"] },
+    "amqp-consume -c 2000 cat": {
+      cmd: "amqp-consume",
+      args: ["-u", URL_.replace(/\/$/, ""), "-q", "queue", "-c", String(n), "cat"],
+    },
+  }, { before: fill });
+  table(r, "amqp-consume -c 2000 cat", n);
   await purge();
 }
 await Deno.remove(tmp, { recursive: true });
