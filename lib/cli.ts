@@ -74,6 +74,8 @@ export interface ConsumeOptions extends GlobalOptions {
   execTimeout?: number;
   /** Seconds to keep reconnecting after the connection drops; undefined: forever. */
   retryTimeout?: number;
+  /** Undo content_encoding gzip/deflate before output or the command. */
+  decode: boolean;
   /** Publish the command's stdout to the request's reply_to (RPC server). */
   reply: boolean;
   replyContentType: string;
@@ -387,6 +389,7 @@ Examples:
       "with a command: kill it after this long (the message is requeued)",
       seconds("--exec-timeout"),
     )
+    .option("--decode", "undo content_encoding gzip or deflate before output or the command", false)
     .option("--reply", "with a command: publish its stdout to the message's reply_to (RPC)", false)
     .option("--reply-content-type <type>", "content type of replies", "text/plain")
     .option(
@@ -431,6 +434,7 @@ Examples:
           concurrency: o.concurrency,
           execTimeout: o.execTimeout,
           retryTimeout: o.retryTimeout,
+          decode: o.decode,
           reply: o.reply,
           replyContentType: o.replyContentType,
         },

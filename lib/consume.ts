@@ -7,6 +7,16 @@ import { declareTopology, topologyFrom } from "./declarations.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
 import { formatMessage } from "./formats.ts";
 import { runHandler } from "./handler.ts";
+import { gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+
+function decodeBody(body: Uint8Array, encoding: string): Uint8Array {
+  if (encoding !== "deflate") return gunzipSync(body);
+  try {
+    return inflateSync(body);
+  } catch {
+    return inflateRawSync(body); // "deflate" is sent both with and without the zlib wrapper
+  }
+}
 import type { Log } from "./log.ts";
 
 export interface ConsumeIo {
@@ -206,6 +216,7 @@ class ConsumeLoop {
           continue;
         }
       }
+      if (o.decode && !(await this.decoded(msg))) continue;
       chunks.push(formatMessage(msg, o.format));
       written++;
       lastWritten = msg;
@@ -260,6 +271,7 @@ class ConsumeLoop {
 
   private async handleWithCommand(msg: AMQPMessage): Promise<void> {
     const { o, io } = this;
+    if (o.decode && !(await this.decoded(msg))) return;
     const verdict = await runHandler(o.command, msg, o.execTimeout);
     const about = `routing key '${msg.routingKey}'${
       msg.properties.messageId ? `, message id '${msg.properties.messageId}'` : ""
@@ -306,6 +318,28 @@ class ConsumeLoop {
         await settle(() => msg.nack(true));
         this.stop();
         return;
+    }
+  }
+
+  /**
+   * --decode: replaces a gzip or deflate body with its plain bytes (and drops content_encoding).
+   * A body that does not decode is rejected without requeue and reported; returns false then.
+   */
+  private async decoded(msg: AMQPMessage): Promise<boolean> {
+    const encoding = msg.properties.contentEncoding?.toLowerCase();
+    if (encoding !== "gzip" && encoding !== "x-gzip" && encoding !== "deflate") return true;
+    try {
+      msg.body = decodeBody(msg.body ?? new Uint8Array(0), encoding);
+      delete msg.properties.contentEncoding;
+      return true;
+    } catch (err) {
+      this.io.log.warn(
+        `rejected a message (routing key '${msg.routingKey}') whose ${encoding} body does not decode: ${
+          (err as Error).message
+        }`,
+      );
+      if (!this.brokerAck) await msg.reject(false).catch(() => {});
+      return false;
     }
   }
 

@@ -253,3 +253,23 @@ Deno.test("consume: output that cannot be written is exit 1, and the message sta
     assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["kept"]);
   });
 });
+
+Deno.test("consume --decode: gzip and deflate bodies come out plain; one that does not decode is rejected", async () => {
+  const { gzipSync, deflateSync } = await import("node:zlib");
+  await withPair(async ({ ex, q }, client) => {
+    await publishRaw(client, ex, "k", gzipSync("zipped text"), {
+      contentEncoding: "gzip",
+      contentType: "text/plain",
+    });
+    await publishRaw(client, ex, "k", new Uint8Array([1, 2, 3]), { contentEncoding: "gzip" });
+    await publishRaw(client, ex, "k", deflateSync("deflated text"), { contentEncoding: "deflate" });
+    const r = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "2", "--decode", "-o", "json"]);
+    assertEquals(r.code, 0, r.stderr);
+    const records = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    assertEquals(records.map((x) => x.body), ["zipped text", "deflated text"]);
+    // the body is no longer encoded, so the record no longer says it is
+    assertEquals(records.map((x) => x.properties.content_encoding), [undefined, undefined]);
+    assertMatch(r.stderr, /rejected a message .* whose gzip body does not decode/);
+    assertEquals(await queueDepth(client, q), 0);
+  });
+});
