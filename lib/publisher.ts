@@ -309,6 +309,8 @@ export class Publisher {
     if (multiple) {
       while (this.head < this.inflight.length && this.inflight[this.head]!.seq <= tag) {
         settle(this.inflight[this.head]!);
+        // drop the settled entry now: it holds the body, which must not wait for compact()
+        this.inflight[this.head] = SETTLED;
         this.head++;
       }
     } else {
@@ -473,6 +475,13 @@ export class Publisher {
     this.o.log.warn(`reconnected; sent ${pending.length} unconfirmed message(s) again`);
   }
 }
+
+/** Stands in for a settled entry until compact() drops it, so its body can be collected. */
+const SETTLED: InFlight = {
+  msg: { exchange: "", routingKey: "", properties: {}, body: new Uint8Array(0), origin: "" },
+  seq: -1,
+  returned: false,
+};
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
