@@ -12,6 +12,7 @@ import {
   withCleanup,
 } from "./helpers.ts";
 import { CuttableProxy } from "./proxy.ts";
+import { PrivateBroker } from "./private_broker.ts";
 
 const broker = new URL(TEST_URL);
 
@@ -174,3 +175,63 @@ for (const mode of ["printing", "with a command"]) {
     }
   });
 }
+
+Deno.test("consume with a command keeps working across a restart of its broker (a private node)", async () => {
+  const node = new PrivateBroker();
+  try {
+    await node.start();
+    const env = { KMQ_URL: node.url };
+    const q = unique("kmq-q");
+    const before = Array.from({ length: 20 }, (_, i) => `before-${i}`);
+    const after = Array.from({ length: 20 }, (_, i) => `after-${i}`);
+    const p = await run(["produce", "-l", "-e", "", "-r", q, "-q", q], { stdin: before.join("\n"), env });
+    assertEquals(p.code, 0, p.stderr);
+    const consumer = new Running(["consume", "-e", "", "-q", q, "--", "sh", "-c", "sleep 0.05; cat; echo"], {
+      env,
+    });
+    await consumer.waitForLines(5);
+    await node.restart();
+    const p2 = await run(["produce", "-l", "-e", "", "-r", q, "-q", q], { stdin: after.join("\n"), env });
+    assertEquals(p2.code, 0, p2.stderr);
+    // lines may repeat (redeliveries): wait until every body has shown up, or 30 s
+    const all = [...before, ...after];
+    const seenNow = () => new Set(consumer.stdout.split("\n").filter(Boolean));
+    for (let waited = 0; waited < 30_000 && !all.every((b) => seenNow().has(b)); waited += 100) {
+      await sleep(100);
+    }
+    const seen = seenNow();
+    consumer.kill("SIGTERM");
+    const r = await consumer.result();
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /reconnecting[\s\S]*reconnected/);
+    for (const body of [...before, ...after]) assert(seen.has(body), `${body} was handled`);
+  } finally {
+    await node.close();
+  }
+});
+
+Deno.test("produce keeps going across a restart of its broker (a private node)", async () => {
+  const node = new PrivateBroker();
+  try {
+    await node.start();
+    const q = unique("kmq-q");
+    const total = 30_000;
+    const input = Array.from({ length: total }, (_, i) => `line-${i}`).join("\n");
+    const producer = run(["produce", "-l", "-e", "", "-r", q, "-q", q, "--rate", "10000"], {
+      stdin: input,
+      env: { KMQ_URL: node.url },
+    });
+    await sleep(1000);
+    await node.restart();
+    const r = await producer;
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /reconnected; sent \d+ unconfirmed message\(s\) again/);
+    const c = await run(["consume", "-e", "", "-q", q, "--idle-timeout", "2"], {
+      env: { KMQ_URL: node.url },
+    });
+    assertEquals(c.code, 0, c.stderr);
+    assertEquals(new Set(c.stdout.split("\n").filter(Boolean)).size, total, "every line at least once");
+  } finally {
+    await node.close();
+  }
+});
