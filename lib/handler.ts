@@ -20,6 +20,16 @@ export type Verdict =
   /** The command could not be started at all: no message can succeed. */
   | { action: "fail"; why: string };
 
+let inherited: Record<string, string> | undefined;
+
+/** kmq's own environment, read once, without KMQ_* (a handler sees only its message's). */
+function inheritedEnv(): Record<string, string> {
+  inherited ??= Object.fromEntries(
+    Object.entries(process.env).filter(([k, v]) => !k.startsWith("KMQ_") && v !== undefined),
+  ) as Record<string, string>;
+  return inherited;
+}
+
 /** The environment a handler sees; unset properties leave their variable unset. */
 export function handlerEnv(msg: AMQPMessage): Record<string, string> {
   const p = msg.properties;
@@ -50,12 +60,9 @@ export function handlerEnv(msg: AMQPMessage): Record<string, string> {
 export function runHandler(command: string[], msg: AMQPMessage, timeoutSeconds?: number): Promise<Verdict> {
   const [file, ...args] = command;
   return new Promise((resolve) => {
-    const inherited = Object.fromEntries(
-      Object.entries(process.env).filter(([k, v]) => !k.startsWith("KMQ_") && v !== undefined),
-    ) as Record<string, string>;
     const child = spawn(file!, args, {
       stdio: ["pipe", "pipe", "inherit"],
-      env: { ...inherited, ...handlerEnv(msg) },
+      env: { ...inheritedEnv(), ...handlerEnv(msg) },
     });
     const out: Buffer[] = [];
     let timedOut = false;
