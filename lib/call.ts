@@ -4,7 +4,7 @@ import type { Writable } from "node:stream";
 import type { CallOptions } from "./cli.ts";
 import { closeQuietly, connect } from "./connection.ts";
 import { declareTopology, topologyFrom } from "./declarations.ts";
-import { classifyError, DeliveryError, ExitCode, KmqError } from "./errors.ts";
+import { classifyError, DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { propertiesFrom, readBodies } from "./produce.ts";
 import { checkJson } from "./sources.ts";
@@ -23,11 +23,11 @@ export interface CallIo {
 export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
   let body: Uint8Array | undefined;
   for await (const b of readBodies(o, io.stdin)) {
-    if (body) throw new KmqError(ExitCode.usage, "kmq call sends one request: give one message");
+    if (body) throw new UsageError("kmq call sends one request: give one message");
     if (o.json) checkJson(b);
     body = b.bytes;
   }
-  if (!body) throw new KmqError(ExitCode.badInput, "nothing to send: standard input was empty");
+  if (!body) throw new InputError("nothing to send: standard input was empty");
 
   const client = await connect({ url: o.url, name: "kmq call", log: io.log });
   try {

@@ -482,12 +482,12 @@ Examples:
     }
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
-      throw new UsageError("no command given: use produce, consume or declare; run 'kmq --help' for usage");
+      throw new UsageError("no command given: use produce, consume, declare or call; run 'kmq --help' for usage");
     }
     const sub = argv.find((a) => ["produce", "call", "consume", "declare"].includes(a));
     const where = sub ? `kmq ${sub}` : "kmq";
     const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim();
-    throw new UsageError(`${message}; run '${where} --help' for usage`, where);
+    throw new UsageError(`${message}; run '${where} --help' for usage`);
   }
   return invocation;
 }

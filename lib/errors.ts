@@ -25,7 +25,7 @@ export class KmqError extends Error {
 
 /** Unknown flag, bad option value, missing argument: exit 2. */
 export class UsageError extends KmqError {
-  constructor(message: string, readonly command = "kmq") {
+  constructor(message: string) {
     super(ExitCode.usage, message);
     this.name = "UsageError";
   }
