@@ -482,7 +482,9 @@ Examples:
     }
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
-      throw new UsageError("no command given: use produce, consume, declare or call; run 'kmq --help' for usage");
+      throw new UsageError(
+        "no command given: use produce, consume, declare or call; run 'kmq --help' for usage",
+      );
     }
     const sub = argv.find((a) => ["produce", "call", "consume", "declare"].includes(a));
     const where = sub ? `kmq ${sub}` : "kmq";
