@@ -29,7 +29,7 @@ export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
   }
   if (!body) throw new InputError("nothing to send: standard input was empty");
 
-  const client = await connect({ url: o.url, name: "kmq call", log: io.log });
+  const client = await connect({ broker: o.broker, name: "kmq call", log: io.log });
   try {
     const channel = await client.channel();
     await declareTopology(

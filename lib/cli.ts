@@ -9,8 +9,9 @@ import {
   Option,
   type OptionValues,
 } from "@commander-js/extra-typings";
+import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
-import { DEFAULT_URL } from "./connection.ts";
+import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { UsageError } from "./errors.ts";
 import { FieldError, fieldFromJson, type FieldTable } from "./fields.ts";
@@ -19,8 +20,34 @@ import { type Format, FORMATS } from "./formats.ts";
 export const VERSION: string = pkg.version;
 
 export interface GlobalOptions {
+  broker: BrokerOptions;
+  verbose: boolean;
+}
+
+/** What commander parsed for the program-wide options. */
+interface ParsedGlobals {
   url: string;
   verbose: boolean;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  passwordFile?: string;
+}
+
+function globalsOf(cmd: { optsWithGlobals(): OptionValues }): GlobalOptions {
+  const g = cmd.optsWithGlobals() as unknown as ParsedGlobals;
+  return {
+    broker: {
+      url: g.url,
+      cacert: g.cacert,
+      cert: g.cert,
+      key: g.key,
+      // from the environment only: a password on the command line shows up in `ps`
+      password: process.env.KMQ_PASSWORD || undefined,
+      passwordFile: g.passwordFile,
+    },
+    verbose: g.verbose,
+  };
 }
 
 export interface ProduceOptions extends GlobalOptions {
@@ -187,7 +214,8 @@ Examples:
   kmq consume -c 4 -- ./handle.sh          # a command per message: exit 0 acks, 75 requeues
   kmq call -e "" -r rpc "question"         # RPC: send a request, print the reply
 
-Environment: KMQ_URL (the broker URL). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
+Environment: KMQ_URL (the broker URL), KMQ_PASSWORD (wins over the URL's password), KMQ_PASSWORD_FILE,
+KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
 4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered.`;
 
 /** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
@@ -203,6 +231,14 @@ export function parseCommandLine(argv: string[]): Invocation {
     .addOption(
       new Option("-u, --url <url>", "broker URL (amqp:// or amqps://)").env("KMQ_URL").default(
         DEFAULT_URL,
+      ),
+    )
+    .addOption(new Option("--cacert <file>", "trust the CA(s) in this PEM file (amqps://)").env("KMQ_CACERT"))
+    .addOption(new Option("--cert <file>", "client certificate, PEM (amqps://; with --key)").env("KMQ_CERT"))
+    .addOption(new Option("--key <file>", "private key of --cert, PEM").env("KMQ_KEY"))
+    .addOption(
+      new Option("--password-file <file>", "read the password from this file (first line)").env(
+        "KMQ_PASSWORD_FILE",
       ),
     )
     .option("-v, --verbose", "log connection and declaration steps to stderr", false)
@@ -270,12 +306,12 @@ export function parseCommandLine(argv: string[]): Invocation {
   );
   type MessageOptions = ReturnType<typeof produce.opts>;
   const messageOptionsFrom = (messages: string[], o: MessageOptions, cmd: typeof produce): ProduceOptions => {
-    const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+    const g = globalsOf(cmd);
     const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
       cmd.getOptionValueSource("routingKey") !== "default";
     const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
     return {
-      url: g.url,
+      broker: g.broker,
       verbose: g.verbose,
       topology: {
         exchange: o.exchange,
@@ -408,11 +444,11 @@ Examples:
   kmq consume -c 4 -- ./handle.sh          # exit 0 acks, 75 requeues, anything else rejects`,
     )
     .action((command, o, cmd) => {
-      const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+      const g = globalsOf(cmd);
       invocation = {
         command: "consume",
         options: {
-          url: g.url,
+          broker: g.broker,
           verbose: g.verbose,
           topology: {
             exchange: o.exchange,
@@ -449,11 +485,11 @@ Examples:
     .option("-q, --queue <name>", "queue to declare ('' = none)", DEFAULTS.queue)
     .option("-r, --routing-key <key>", "bind with this key (repeatable; default: test)", collect)
     .action((o, cmd) => {
-      const g = cmd.optsWithGlobals() as unknown as GlobalOptions;
+      const g = globalsOf(cmd);
       invocation = {
         command: "declare",
         options: {
-          url: g.url,
+          broker: g.broker,
           verbose: g.verbose,
           topology: {
             exchange: o.exchange,

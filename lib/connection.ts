@@ -1,5 +1,6 @@
-import { AMQPClient } from "@cloudamqp/amqp-client";
-import { classifyError, ExitCode, KmqError, redactUrl, UsageError } from "./errors.ts";
+import { AMQPClient, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
+import { readFile } from "node:fs/promises";
+import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "./errors.ts";
 import { installTypedFieldDecoding } from "./field-decoding.ts";
 import type { Log } from "./log.ts";
 
@@ -12,8 +13,23 @@ export const DEFAULT_FRAME_MAX = 131072;
 /** A broker that does not complete the handshake within this many seconds counts as unreachable. */
 export const CONNECT_TIMEOUT_SECONDS = 10;
 
-export interface ConnectOptions {
+/** Where and how to connect: the URL plus what should stay out of it (and off the command line). */
+export interface BrokerOptions {
   url: string;
+  /** PEM file of the CA(s) to trust instead of the system's list (--cacert, KMQ_CACERT). */
+  cacert?: string;
+  /** PEM client certificate (--cert, KMQ_CERT); needs `key`. */
+  cert?: string;
+  /** PEM private key of the client certificate (--key, KMQ_KEY). */
+  key?: string;
+  /** Wins over the URL's password (KMQ_PASSWORD). */
+  password?: string;
+  /** A file whose first line is the password; wins over `password` and the URL (--password-file). */
+  passwordFile?: string;
+}
+
+export interface ConnectOptions {
+  broker: BrokerOptions;
   /** Shown in the management UI, e.g. `kmq produce`. */
   name: string;
   log: Log;
@@ -27,8 +43,11 @@ export interface BrokerUrl {
   password: string;
 }
 
-/** Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. */
-export function parseBrokerUrl(url: string, name: string): BrokerUrl {
+/**
+ * Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. A `password`
+ * given apart from the URL replaces the URL's.
+ */
+export function parseBrokerUrl(url: string, name: string, password?: string): BrokerUrl {
   let u: URL;
   try {
     u = new URL(url);
@@ -53,17 +72,62 @@ export function parseBrokerUrl(url: string, name: string): BrokerUrl {
   if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(DEFAULT_HEARTBEAT));
   if (!u.searchParams.has("frameMax")) u.searchParams.set("frameMax", String(DEFAULT_FRAME_MAX));
   if (!u.searchParams.has("name")) u.searchParams.set("name", name);
+  if (password !== undefined) {
+    if (!u.username) u.username = "guest";
+    u.password = encodeURIComponent(password);
+  }
   return { href: u.toString(), display, password: decodeURIComponent(u.password) };
+}
+
+async function readCredentialFile(path: string, option: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why = code === "ENOENT"
+      ? "does not exist"
+      : code === "EACCES"
+      ? "is not readable"
+      : code === "EISDIR"
+      ? "is a directory"
+      : (err as Error).message;
+    throw new InputError(`${option} file '${path}' ${why}: check the path given to ${option}`);
+  }
+}
+
+/** The password and TLS material of `broker`, read from their files. */
+async function credentials(broker: BrokerOptions, tls: boolean): Promise<{
+  password?: string;
+  tlsOptions?: AMQPTlsOptions;
+}> {
+  const password = broker.passwordFile !== undefined
+    ? (await readCredentialFile(broker.passwordFile, "--password-file")).split(/\r?\n/)[0] ?? ""
+    : broker.password;
+  const given = (["cacert", "cert", "key"] as const).filter((k) => broker[k] !== undefined);
+  if (given.length === 0) return { password };
+  if (!tls) {
+    throw new UsageError(`--${given[0]} needs an amqps:// URL: TLS options do nothing on amqp://`);
+  }
+  if ((broker.cert === undefined) !== (broker.key === undefined)) {
+    throw new UsageError("--cert and --key go together: give both, or neither");
+  }
+  const tlsOptions: AMQPTlsOptions = {};
+  if (broker.cacert !== undefined) tlsOptions.ca = await readCredentialFile(broker.cacert, "--cacert");
+  if (broker.cert !== undefined) tlsOptions.cert = await readCredentialFile(broker.cert, "--cert");
+  if (broker.key !== undefined) tlsOptions.key = await readCredentialFile(broker.key, "--key");
+  return { password, tlsOptions };
 }
 
 /** Opens a connection, failing with exit 4 within {@link CONNECT_TIMEOUT_SECONDS} when nothing answers. */
 export async function connect(options: ConnectOptions): Promise<AMQPClient> {
-  const url = parseBrokerUrl(options.url, options.name);
+  const checked = parseBrokerUrl(options.broker.url, options.name); // usage errors before any file is read
+  const { password, tlsOptions } = await credentials(options.broker, checked.href.startsWith("amqps:"));
+  const url = password === undefined ? checked : parseBrokerUrl(options.broker.url, options.name, password);
   if (new URL(url.href).searchParams.has("insecure")) {
     options.log.warn("TLS certificate verification is OFF (insecure in the URL): do not use in production");
   }
   installTypedFieldDecoding();
-  const client = new AMQPClient(url.href);
+  const client = new AMQPClient(url.href, tlsOptions);
   options.log.info(`connecting to ${url.display}`);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -42,7 +42,7 @@ function write(out: Writable, bytes: Uint8Array): Promise<void> {
  */
 export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
   let remaining = o.count;
-  let client = await connect({ url: o.url, name: "kmq consume", log: io.log });
+  let client = await connect({ broker: o.broker, name: "kmq consume", log: io.log });
   let previousQueue: string | undefined;
   while (true) {
     let loop: ConsumeLoop | undefined;
@@ -97,7 +97,7 @@ async function reconnect(o: ConsumeOptions, io: ConsumeIo): Promise<AMQPClient |
     if (io.stop.aborted) return undefined;
     delay = Math.min(delay * 2, 5000);
     try {
-      const client = await connect({ url: o.url, name: "kmq consume", log: io.log });
+      const client = await connect({ broker: o.broker, name: "kmq consume", log: io.log });
       io.log.warn("reconnected");
       return client;
     } catch (err) {

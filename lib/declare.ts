@@ -5,7 +5,7 @@ import type { Log } from "./log.ts";
 
 /** `kmq declare`: the topology produce and consume would declare, for setup scripts. */
 export async function cmdDeclare(o: DeclareOptions, log: Log): Promise<void> {
-  const client = await connect({ url: o.url, name: "kmq declare", log });
+  const client = await connect({ broker: o.broker, name: "kmq declare", log });
   try {
     const channel = await client.channel();
     await declareTopology(channel, topologyFrom(o.topology), log);

@@ -85,13 +85,25 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
     if (name === "ACCESS_REFUSED" && /login|authentication|PLAIN/i.test(detail)) {
       return new KmqError(
         ExitCode.accessRefused,
-        `${what}: login refused (${name}): check the user name and password in --url or KMQ_URL`,
+        `${what}: login refused (${name}): check the user name and password (--url, KMQ_URL, KMQ_PASSWORD or --password-file)`,
       );
     }
     const exit = name === "ACCESS_REFUSED" || name === "NOT_ALLOWED" || code === "530"
       ? ExitCode.accessRefused
       : ExitCode.brokerRefused;
     return new KmqError(exit, `${what}: ${name} - ${detail}; ${hint}`);
+  }
+  if (/altnames|does not match certificate/i.test(text)) {
+    return new KmqError(
+      ExitCode.unreachable,
+      `${what}: the broker's TLS certificate is not for this host (${text}); use a host name the certificate names`,
+    );
+  }
+  if (/certificate|self[- ]signed|unable to (verify|get local issuer)/i.test(text)) {
+    return new KmqError(
+      ExitCode.unreachable,
+      `${what}: the broker's TLS certificate is not trusted (${text}); pass the CA that signed it with --cacert`,
+    );
   }
   if (
     /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|timed? ?out|Socket closed|Connection ended|certificate|self[- ]signed|TLS|SSL|altnames/i

@@ -129,7 +129,7 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
     ? { ...o.topology, exchange: "", queue: o.given.has("queue") ? o.topology.queue : undefined }
     : o.topology;
   const publisher = new Publisher({
-    url: o.url,
+    broker: o.broker,
     topology: topologyFrom(topologyOptions),
     mandatory: o.mandatory,
     confirm: o.confirm,

@@ -1,5 +1,5 @@
 import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
-import { closeQuietly, connect } from "./connection.ts";
+import { type BrokerOptions, closeQuietly, connect } from "./connection.ts";
 import { declareTopology, type Topology } from "./declarations.ts";
 import { classifyError, DeliveryError, ExitCode, InputError, KmqError } from "./errors.ts";
 import type { Log } from "./log.ts";
@@ -29,7 +29,7 @@ export interface OutMessage {
 }
 
 export interface PublisherOptions {
-  url: string;
+  broker: BrokerOptions;
   topology: Topology;
   mandatory: boolean;
   /** Wait for publisher confirms (the default); without them nothing can be retried. */
@@ -105,7 +105,7 @@ export class Publisher {
   }
 
   private async connectOnce(): Promise<Link> {
-    const client = await connect({ url: this.o.url, name: "kmq produce", log: this.o.log });
+    const client = await connect({ broker: this.o.broker, name: "kmq produce", log: this.o.log });
     try {
       const channel = await client.channel();
       await declareTopology(channel, this.o.topology, this.o.log);

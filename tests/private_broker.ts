@@ -1,9 +1,9 @@
 /**
- * A RabbitMQ node of the test's own (own node name, ports and data dir), for tests that stop or
- * restart a broker: the shared broker is never touched. `close()` stops it and removes its files;
- * call it in `finally`.
+ * A RabbitMQ node of the test's own (own node name, ports and data dir), for tests that stop,
+ * restart or kill a broker: the shared broker is never touched. `close()` stops it and removes its
+ * files; call it in `finally` (it is safe to call twice, and after a failed start).
  */
-function freePort(): number {
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -18,11 +18,22 @@ async function sh(
   return await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
 }
 
+/** PEM files (paths) for a TLS listener; the node asks for, but does not require, a client certificate. */
+export interface NodeTls {
+  cacert: string;
+  cert: string;
+  key: string;
+}
+
 export class PrivateBroker {
   readonly port = freePort();
+  readonly tlsPort = freePort();
+  private readonly distPort = freePort();
   readonly node = `kmqtest-${crypto.randomUUID().slice(0, 8)}@localhost`;
   readonly url = `amqp://guest:guest@127.0.0.1:${this.port}/`;
   private dir = "";
+
+  constructor(private readonly tls?: NodeTls) {}
 
   private env(): Record<string, string> {
     return {
@@ -30,7 +41,7 @@ export class PrivateBroker {
       RABBITMQ_CONFIG_FILE: `${this.dir}/rabbitmq.conf`,
       RABBITMQ_NODENAME: this.node,
       RABBITMQ_NODE_PORT: String(this.port),
-      RABBITMQ_DIST_PORT: String(freePort()),
+      RABBITMQ_DIST_PORT: String(this.distPort),
       RABBITMQ_MNESIA_BASE: `${this.dir}/mnesia`,
       RABBITMQ_LOG_BASE: `${this.dir}/log`,
       RABBITMQ_ENABLED_PLUGINS_FILE: `${this.dir}/plugins`,
@@ -43,9 +54,29 @@ export class PrivateBroker {
     this.dir = await Deno.makeTempDir({ prefix: "kmq-node-" });
     await Deno.writeTextFile(`${this.dir}/plugins`, "[].\n");
     await Deno.writeTextFile(`${this.dir}/env.conf`, "");
-    await Deno.writeTextFile(`${this.dir}/rabbitmq.conf`, `listeners.tcp.default = 127.0.0.1:${this.port}\n`);
+    let conf = `listeners.tcp.default = 127.0.0.1:${this.port}\n`;
+    if (this.tls) {
+      // the node runs as the rabbitmq user and must read the files: copy them into its own dir
+      for (const [name, path] of Object.entries(this.tls)) {
+        await Deno.copyFile(path, `${this.dir}/${name}.pem`);
+      }
+      conf += [
+        `listeners.ssl.default = ${this.tlsPort}`, // every interface: localhost may be ::1
+        `ssl_options.cacertfile = ${this.dir}/cacert.pem`,
+        `ssl_options.certfile = ${this.dir}/cert.pem`,
+        `ssl_options.keyfile = ${this.dir}/key.pem`,
+        "ssl_options.verify = verify_peer",
+        "ssl_options.fail_if_no_peer_cert = false",
+        "",
+      ].join("\n");
+    }
+    await Deno.writeTextFile(`${this.dir}/rabbitmq.conf`, conf);
     // Debian's rabbitmq-server runs the node as the rabbitmq user
     await sh("chown", ["-R", "rabbitmq:rabbitmq", this.dir]);
+    await this.launch();
+  }
+
+  private async launch(): Promise<void> {
     const out = await sh("rabbitmq-server", ["-detached"], this.env());
     if (!out.success) throw new Error(`rabbitmq-server: ${new TextDecoder().decode(out.stderr)}`);
     await this.waitForPort(60_000);
@@ -64,16 +95,68 @@ export class PrivateBroker {
     throw new Error(`private RabbitMQ node ${this.node} did not listen on ${this.port}`);
   }
 
-  /** Stops and starts the broker application: every connection is closed, durable data stays. */
-  async restart(): Promise<void> {
-    await sh("rabbitmqctl", ["-n", this.node, "stop_app"]);
-    await sh("rabbitmqctl", ["-n", this.node, "start_app"]);
+  private async ctl(...args: string[]): Promise<void> {
+    const out = await sh("rabbitmqctl", ["-n", this.node, ...args]);
+    if (!out.success) {
+      throw new Error(`rabbitmqctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+    }
+  }
+
+  /** Stops the broker application: every connection is closed, durable data stays. */
+  async stopApp(): Promise<void> {
+    await this.ctl("stop_app");
+  }
+
+  async startApp(): Promise<void> {
+    await this.ctl("start_app");
     await this.waitForPort(30_000);
+  }
+
+  /** Stops and starts the broker application. */
+  async restart(): Promise<void> {
+    await this.stopApp();
+    await this.startApp();
+  }
+
+  /** The node's Erlang VM, killed with SIGKILL: no connection is closed politely. */
+  async kill9(): Promise<void> {
+    const pid = (await Deno.readTextFile(`${this.dir}/pid`)).trim();
+    await sh("kill", ["-9", pid]);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (await sh("kill", ["-0", pid])).success) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Starts the node again after {@link kill9}, on the same ports and data. */
+  async relaunch(): Promise<void> {
+    await this.launch();
+  }
+
+  /** Sets a memory alarm: the broker blocks every publishing connection until it is cleared. */
+  async setMemoryAlarm(): Promise<void> {
+    await this.ctl("set_vm_memory_high_watermark", "0.00000001");
+  }
+
+  async clearMemoryAlarm(): Promise<void> {
+    await this.ctl("set_vm_memory_high_watermark", "0.4");
+  }
+
+  /** Messages in a queue of this node (ready + unacked), via rabbitmqctl. */
+  async queueMessages(queue: string): Promise<number> {
+    const out = await sh("rabbitmqctl", ["-n", this.node, "-q", "list_queues", "name", "messages"]);
+    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.split("\t")[0] === queue);
+    return Number(line?.split("\t")[1] ?? -1);
   }
 
   async close(): Promise<void> {
     if (!this.dir) return;
-    await sh("rabbitmqctl", ["-n", this.node, "stop"]);
+    const stopped = await sh("rabbitmqctl", ["-n", this.node, "stop"]);
+    if (!stopped.success) {
+      // a node that does not answer: make sure it does not outlive the test
+      const pid = await Deno.readTextFile(`${this.dir}/pid`).catch(() => "");
+      if (pid.trim()) await sh("kill", ["-9", pid.trim()]);
+    }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     this.dir = "";
   }

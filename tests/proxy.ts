@@ -1,6 +1,8 @@
 /**
- * A TCP proxy between kmq and the broker that a test can cut: every open connection is dropped
- * at once, as a network failure or a load balancer would. Closed with `close()`, in `finally`.
+ * A TCP proxy between kmq and the broker that a test can cut — every open connection is dropped
+ * at once, as a network failure or a load balancer would — or turn into a black hole: connections
+ * stay open but nothing gets through (a dead route), so only heartbeats can notice. Closed with
+ * `close()`, in `finally`.
  */
 export class CuttableProxy {
   readonly port: number;
@@ -37,8 +39,8 @@ export class CuttableProxy {
     }
     this.open.add(client);
     this.open.add(upstream);
-    const pipe = (from: Deno.Conn, to: Deno.Conn) => from.readable.pipeTo(to.writable).catch(() => {});
-    await Promise.all([pipe(client, upstream), pipe(upstream, client)]);
+    // AMQP has no half-closed connections: when one side is gone, so is the other
+    await Promise.race([this.pump(client, upstream), this.pump(upstream, client)]);
     for (const c of [client, upstream]) {
       this.open.delete(c);
       try {
@@ -47,6 +49,31 @@ export class CuttableProxy {
         // already closed
       }
     }
+  }
+
+  /** Copies bytes until either side closes; in a black hole they are read and thrown away. */
+  private async pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (let n = await from.read(buffer); n !== null; n = await from.read(buffer)) {
+        if (this.blackHoled) continue;
+        for (let off = 0; off < n;) off += await to.write(buffer.subarray(off, n));
+      }
+    } catch {
+      // either side closed
+    }
+  }
+
+  private blackHoled = false;
+
+  /** From now on nothing gets through, in either direction; connections stay open. */
+  blackHole(): void {
+    this.blackHoled = true;
+  }
+
+  /** Forwards again (connections that lost bytes in the black hole are beyond repair). */
+  resume(): void {
+    this.blackHoled = false;
   }
 
   /** Drops every connection that passes through the proxy now. */
