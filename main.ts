@@ -24,16 +24,12 @@ async function run(argv: string[]): Promise<number> {
         stderr: process.stderr,
         log,
         verbose,
+        stop: stopOnSignals(),
       });
       return ExitCode.ok;
-    case "consume": {
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
-      await cmdConsume(invocation.options, { stdout: process.stdout, log, stop: stop.signal });
+    case "consume":
+      await cmdConsume(invocation.options, { stdout: process.stdout, log, stop: stopOnSignals() });
       return ExitCode.ok;
-    }
     case "call":
       await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: process.stdout, log });
       return ExitCode.ok;
@@ -41,6 +37,24 @@ async function run(argv: string[]): Promise<number> {
       await cmdDeclare(invocation.options, log);
       return ExitCode.ok;
   }
+}
+
+/**
+ * SIGINT and SIGTERM ask the command to stop cleanly (the signal's name is the abort reason); a
+ * second one, while it is still finishing, exits at once.
+ */
+function stopOnSignals(): AbortSignal {
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stop.signal.aborted) return stop.abort(signal);
+    process.stderr.write(
+      `kmq: ${signal} again: exiting without waiting (unconfirmed messages may be lost)\n`,
+    );
+    process.exit(signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return stop.signal;
 }
 
 function report(err: unknown, verbose: boolean): number {

@@ -150,7 +150,31 @@ export async function connect(options: ConnectOptions): Promise<AMQPClient> {
     clearTimeout(timer);
   }
   options.log.info(`connected (heartbeat ${client.heartbeat} s, frame max ${client.frameMax} bytes)`);
+  watchHeartbeats(client);
   return client;
+}
+
+/**
+ * Drops a connection the broker has not sent anything on for two heartbeat intervals. The client
+ * only notices a socket idle both ways, so a dead route under a steady stream of publishes (writes
+ * keep it "active") would never be noticed.
+ */
+function watchHeartbeats(client: AMQPClient): void {
+  const socket = client.socket;
+  if (!socket || client.heartbeat === 0) return;
+  const limitMs = 2 * client.heartbeat * 1000;
+  let lastRead = Date.now();
+  socket.on("data", () => (lastRead = Date.now()));
+  const timer = setInterval(() => {
+    const silent = Date.now() - lastRead;
+    if (silent > limitMs) {
+      socket.destroy(
+        new Error(`Heartbeat timeout: nothing from the broker for ${Math.round(silent / 1000)} s`),
+      );
+    }
+  }, Math.max(250, client.heartbeat * 250));
+  (timer as unknown as { unref?: () => void }).unref?.();
+  socket.once("close", () => clearInterval(timer));
 }
 
 /** Closes the connection politely; a connection that is already gone is not an error here. */

@@ -44,6 +44,13 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
   let remaining = o.count;
   let client = await connect({ broker: o.broker, name: "kmq consume", log: io.log });
   let previousQueue: string | undefined;
+  let handled = 0;
+  const stoppedBy = () =>
+    io.log.warn(
+      `stopped by ${String(io.stop.reason)}: ${handled} message(s) ${
+        o.command.length > 0 ? "handled" : "written"
+      }${o.ack ? " and settled" : ""}; the rest stay in the queue`,
+    );
   while (true) {
     let loop: ConsumeLoop | undefined;
     try {
@@ -56,18 +63,24 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
       previousQueue = queue;
       loop = new ConsumeLoop(channel, queue, { ...o, count: remaining }, io);
       await loop.run();
+      handled += loop.handled;
+      if (io.stop.aborted) stoppedBy();
       return;
     } catch (err) {
       const e = err instanceof KmqError ? err : classifyError(err, "consuming");
       // a refused login or declaration is final; a lost connection is worth another one
       if (e.exitCode !== ExitCode.unreachable || io.stop.aborted) throw e;
+      handled += loop?.handled ?? 0;
       if (loop && remaining !== undefined) remaining -= loop.handled;
       io.log.warn(`${e.message.replace(/; check that.*$/, "")}; reconnecting`);
     } finally {
       await closeQuietly(client);
     }
     const next = await reconnect(o, io);
-    if (!next) return; // stopped by a signal while waiting for the broker
+    if (!next) {
+      stoppedBy(); // while waiting for the broker
+      return;
+    }
     client = next;
   }
 }
@@ -168,6 +181,9 @@ class ConsumeLoop {
       if (o.command.length > 0) await this.runCommands();
       else {
         while (true) {
+          // under a steady flow the inbox never empties: a stop must win over it (what is left
+          // there is unacked, and the broker requeues it)
+          if (this.stopping && io.stop.aborted) break;
           if (this.inbox.length > 0) {
             this.armIdleTimer();
             if (!(await this.handleBatch())) break;

@@ -11,6 +11,10 @@ export const ExitCode = {
   accessRefused: 5,
   brokerRefused: 6,
   notDelivered: 7,
+  /** Stopped by SIGINT before all input was sent; everything sent was confirmed (128 + 2). */
+  interrupted: 130,
+  /** The same for SIGTERM (128 + 15). */
+  terminated: 143,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

@@ -1,6 +1,6 @@
 import type { ProduceOptions } from "./cli.ts";
 import { topologyFrom } from "./declarations.ts";
-import { InputError, KmqError, UsageError } from "./errors.ts";
+import { ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { type OutMessage, Publisher } from "./publisher.ts";
 import { parseRecord, RecordError } from "./records.ts";
@@ -22,6 +22,30 @@ export interface ProduceIo {
   stderr: { isTTY?: boolean; write(text: string): unknown };
   log: Log;
   verbose: boolean;
+  /** Aborted on SIGINT/SIGTERM (the reason names it): send nothing more, wait for the confirms. */
+  stop?: AbortSignal;
+}
+
+/** Ends the iteration as soon as `stop` aborts, even while a read is pending (stdin may be idle). */
+async function* until<T>(items: AsyncIterable<T>, stop: AbortSignal | undefined): AsyncGenerator<T> {
+  if (!stop) return yield* items;
+  const it = items[Symbol.asyncIterator]();
+  while (!stop.aborted) {
+    // a fresh promise each time: racing one long-lived promise keeps every message it lost to alive
+    let onAbort = () => {};
+    const aborted = new Promise<IteratorResult<T>>((resolve) => {
+      onAbort = () => resolve({ done: true, value: undefined });
+      stop.addEventListener("abort", onAbort, { once: true });
+    });
+    let next: IteratorResult<T>;
+    try {
+      next = await Promise.race([it.next(), aborted]);
+    } finally {
+      stop.removeEventListener("abort", onAbort);
+    }
+    if (next.done) return;
+    yield next.value;
+  }
 }
 
 /** Property options and the property each sets; with --jsonl only those given override a record. */
@@ -145,7 +169,7 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
     let stopped: KmqError | undefined;
     try {
       let sent = 0;
-      for await (const msg of repeated(messages(o, input), o.repeat)) {
+      for await (const msg of until(repeated(messages(o, input), o.repeat), io.stop)) {
         if (o.rate !== undefined) await pace(sent, o.rate, started);
         await publisher.publish(msg);
         sent++;
@@ -162,12 +186,21 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
     }
     if (stopped) throw stopped;
     publisher.check();
+    if (io.stop?.aborted) {
+      const signal = String(io.stop.reason);
+      throw new KmqError(
+        signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated,
+        `stopped by ${signal}: the ${publisher.delivered} message(s) sent were all confirmed; the rest of the input was not sent`,
+      );
+    }
     if (publisher.counts.published === 0) throw new InputError("nothing to send: standard input was empty");
   } finally {
     clearInterval(progress);
     if (progress) io.stderr.write("\r\x1b[K");
     await publisher.close();
-    if (!o.quiet && (o.verbose || io.stderr.isTTY === true)) io.log.warn(summary(publisher, started));
+    if (!o.quiet && (o.verbose || io.stderr.isTTY === true || io.stop?.aborted)) {
+      io.log.warn(summary(publisher, started));
+    }
   }
 }
 

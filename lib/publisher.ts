@@ -400,6 +400,12 @@ export class Publisher {
       );
     } else {
       this.lost = err;
+      // said now, not when the next message comes: stdin may be quiet for a long time
+      this.o.log.warn(
+        `${
+          classified.message.replace(/; check that.*$/, "")
+        }; reconnecting for up to ${this.o.retryTimeout} s`,
+      );
     }
     this.blocked = undefined;
     this.wakeUp();
@@ -422,11 +428,7 @@ export class Publisher {
 
   /** Reconnects with backoff until --retry-timeout runs out, then sends every unconfirmed message again. */
   private async reconnect(): Promise<void> {
-    const reason = classifyError(this.lost, "connection lost").message;
     const deadline = Date.now() + this.o.retryTimeout * 1000;
-    this.o.log.warn(
-      `${reason.replace(/; check that.*$/, "")}; reconnecting for up to ${this.o.retryTimeout} s`,
-    );
     if (this.link) await closeQuietly(this.link.client);
     this.link = undefined;
     this.out.pos = 0;

@@ -75,8 +75,12 @@ export class Running {
   private stderrText = "";
   private readonly done: Promise<void>;
 
-  constructor(args: string[], options: RunOptions = {}) {
-    this.child = command(args, options, "null").spawn();
+  private readonly stdinWriter?: WritableStreamDefaultWriter<Uint8Array>;
+
+  /** With `pipeStdin`, the test feeds stdin with {@link feed} and ends it with {@link endInput}. */
+  constructor(args: string[], options: RunOptions & { pipeStdin?: boolean } = {}) {
+    this.child = command(args, options, options.pipeStdin ? "piped" : "null").spawn();
+    if (options.pipeStdin) this.stdinWriter = this.child.stdin.getWriter();
     const collect = async () => {
       for await (const chunk of this.child.stdout) this.chunks.push(chunk);
     };
@@ -113,6 +117,15 @@ export class Running {
       await sleep(25);
     }
     throw new Error(`timed out waiting for '${text}' on stderr; got: ${this.stderr}`);
+  }
+
+  /** Writes to kmq's stdin; resolves once the pipe took it (kmq may be slow to read). */
+  async feed(text: string): Promise<void> {
+    await this.stdinWriter!.write(new TextEncoder().encode(text));
+  }
+
+  async endInput(): Promise<void> {
+    await this.stdinWriter!.close().catch(() => {});
   }
 
   kill(signal: Deno.Signal = "SIGINT"): void {

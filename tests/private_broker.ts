@@ -3,6 +3,8 @@
  * restart or kill a broker: the shared broker is never touched. `close()` stops it and removes its
  * files; call it in `finally` (it is safe to call twice, and after a failed start).
  */
+import { AMQPClient } from "@cloudamqp/amqp-client";
+
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -87,6 +89,10 @@ export class PrivateBroker {
     while (Date.now() < deadline) {
       try {
         (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
+        // the port opens a little before the node takes logins
+        const client = new AMQPClient(this.url);
+        await client.connect();
+        await client.close();
         return;
       } catch {
         await new Promise((r) => setTimeout(r, 200));

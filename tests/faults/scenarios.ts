@@ -1,0 +1,143 @@
+/**
+ * Shared machinery of the fault suite (`deno task test:faults`): numbered messages, a tally of
+ * what came out against what went in, a deadline for every run, and the figures report.
+ */
+import { AMQPClient } from "@cloudamqp/amqp-client";
+import { assert } from "../assert.ts";
+import { type Running, type RunResult, sleep } from "../helpers.ts";
+import { PrivateBroker } from "../private_broker.ts";
+
+/** Lines `from`..`to` (numbers), newline-terminated: message i's body is `i`. */
+export function numbered(from: number, to: number): string {
+  const out: string[] = [];
+  for (let i = from; i <= to; i++) out.push(String(i));
+  return out.join("\n") + "\n";
+}
+
+export interface Tally {
+  sent: number;
+  received: number;
+  duplicated: number;
+  lost: number;
+}
+
+/** Counts the bodies 1..sent among `bodies`: how many came, came twice or more, never came. */
+export function tally(sent: number, bodies: Iterable<string>): Tally {
+  const seen = new Uint32Array(sent + 1);
+  let received = 0;
+  for (const b of bodies) {
+    const n = Number(b);
+    assert(Number.isInteger(n) && n >= 1 && n <= sent, `unexpected message '${b}'`);
+    seen[n]!++;
+    received++;
+  }
+  let duplicated = 0;
+  let lost = 0;
+  for (let i = 1; i <= sent; i++) {
+    if (seen[i] === 0) lost++;
+    else duplicated += seen[i]! - 1;
+  }
+  return { sent, received, duplicated, lost };
+}
+
+/** Lines of a consumer's stdout (one message each). */
+export function linesOf(text: string): string[] {
+  return text.split("\n").filter((l) => l !== "");
+}
+
+/**
+ * Every message in the queue, taken with auto-ack through the library (not kmq, which is what is
+ * under test); stops once the queue stayed empty for half a second.
+ */
+export async function takeAll(url: string, queue: string): Promise<string[]> {
+  const client = new AMQPClient(url);
+  await client.connect();
+  try {
+    const ch = await client.channel();
+    await ch.basicQos(1000);
+    const bodies: string[] = [];
+    let last = Date.now();
+    const consumer = await ch.basicConsume(queue, { noAck: true }, (m) => {
+      bodies.push(m.bodyToString() ?? "");
+      last = Date.now();
+    });
+    while (Date.now() - last < 500) await sleep(100);
+    await consumer.cancel();
+    return bodies;
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+/** Publishes 1..n (persistent, confirmed) with the library, so a consume scenario starts full. */
+export async function fill(url: string, queue: string, n: number, from = 1): Promise<void> {
+  const client = new AMQPClient(url);
+  await client.connect();
+  try {
+    const ch = await client.channel();
+    await ch.queueDeclare(queue, { durable: true });
+    await ch.confirmSelect();
+    let pending: Promise<unknown>[] = [];
+    for (let i = from; i < from + n; i++) {
+      pending.push(ch.basicPublish("", queue, String(i), { deliveryMode: 2 }));
+      if (pending.length === 1000) {
+        await Promise.all(pending);
+        pending = [];
+      }
+    }
+    await Promise.all(pending);
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+/** The run's result, or — past the deadline — the process killed and the test failed: nothing hangs. */
+export async function finish(r: Running, deadlineMs: number, what: string): Promise<RunResult> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), deadlineMs)));
+  const outcome = await Promise.race([r.result(), late]);
+  clearTimeout(timer);
+  if (outcome === "late") {
+    r.kill("SIGKILL");
+    const partial = await r.result();
+    throw new Error(`${what} did not finish within ${deadlineMs / 1000} s; stderr: ${partial.stderr}`);
+  }
+  return outcome;
+}
+
+/** Polls until `ok()` holds; fails the test (with `what`) past the deadline. */
+export async function waitFor(
+  ok: () => boolean | Promise<boolean>,
+  deadlineMs: number,
+  what: string,
+  state: () => string = () => "",
+) {
+  const deadline = Date.now() + deadlineMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${deadlineMs / 1000} s waiting for ${what}; ${state()}`);
+    }
+    await sleep(25);
+  }
+}
+
+/** One line of figures per scenario run, appended to $KMQ_FAULT_REPORT (scripts/faults.sh sums them). */
+export async function report(scenario: string, t: Tally, seconds: number, note?: string): Promise<void> {
+  const line = JSON.stringify({ scenario, ...t, seconds: Number(seconds.toFixed(1)), note });
+  console.log(`figures: ${line}`);
+  const file = Deno.env.get("KMQ_FAULT_REPORT");
+  if (file) await Deno.writeTextFile(file, line + "\n", { append: true });
+}
+
+/** Runs `fn` against a private RabbitMQ node that is stopped and removed afterwards, whatever happens. */
+export async function withNode(fn: (node: PrivateBroker) => Promise<void>): Promise<void> {
+  const node = new PrivateBroker();
+  try {
+    await node.start();
+    await fn(node);
+  } finally {
+    await node.close();
+  }
+}
+
+export const sanitizers = { sanitizeOps: false, sanitizeResources: false };
