@@ -445,6 +445,21 @@ Examples:
     )
     .action((command, o, cmd) => {
       const g = globalsOf(cmd);
+      if (command.length === 0) {
+        // these only mean something for a command: without one they would be silently ignored
+        const needsCommand = [
+          ["reply", "--reply"],
+          ["concurrency", "--concurrency"],
+          ["execTimeout", "--exec-timeout"],
+        ].find(([key]) => cmd.getOptionValueSource(key!) === "cli");
+        if (needsCommand) {
+          throw new InvalidArgumentError(
+            `${needsCommand[1]} needs a command to run: kmq consume ${
+              needsCommand[1]
+            } … -- <command> [args...]`,
+          );
+        }
+      }
       invocation = {
         command: "consume",
         options: {

@@ -1,6 +1,6 @@
 import { AMQPClient, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
 import { readFile } from "node:fs/promises";
-import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "./errors.ts";
+import { classifyError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import { installTypedFieldDecoding } from "./field-decoding.ts";
 import type { Log } from "./log.ts";
 
@@ -10,6 +10,8 @@ export const DEFAULT_URL = "amqp://guest:guest@localhost:5672/";
 export const DEFAULT_HEARTBEAT = 30;
 /** RabbitMQ's own default; the client's 8 KiB default would split bodies into many small frames. */
 export const DEFAULT_FRAME_MAX = 131072;
+/** The client's lower limit (AMQP's is 4096). */
+const MIN_FRAME_MAX = 8192;
 /** A broker that does not complete the handshake within this many seconds counts as unreachable. */
 export const CONNECT_TIMEOUT_SECONDS = 10;
 
@@ -52,11 +54,16 @@ export function parseBrokerUrl(url: string, name: string, password?: string): Br
   try {
     u = new URL(url);
   } catch {
+    // not echoed: where the password is in a string that is not a URL cannot be told
     throw new UsageError(
-      `invalid broker URL '${redactUrl(url)}': expected amqp://user:password@host:port/vhost`,
+      "invalid broker URL (not shown: it may hold a password): expected amqp://user:password@host:port/vhost, " +
+        "with special characters percent-encoded (or the password in KMQ_PASSWORD)",
     );
   }
-  const display = redactUrl(url);
+  // from the parsed URL: a password with a space or an @ in it would defeat a textual mask
+  const shown = new URL(u.href);
+  if (shown.password) shown.password = "***";
+  const display = shown.href;
   if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
     throw new UsageError(
       `unsupported URL scheme '${u.protocol}' in '${display}': use amqp:// or amqps://`,
@@ -68,6 +75,10 @@ export function parseBrokerUrl(url: string, name: string, password?: string): Br
     if (value !== null && !/^\d+$/.test(value)) {
       throw new UsageError(`invalid ${key} '${value}' in broker URL: expected a whole number`);
     }
+  }
+  const frameMax = u.searchParams.get("frameMax");
+  if (frameMax !== null && Number(frameMax) !== 0 && Number(frameMax) < MIN_FRAME_MAX) {
+    throw new UsageError(`frameMax ${frameMax} in broker URL is too small: use ${MIN_FRAME_MAX} or more`);
   }
   if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(DEFAULT_HEARTBEAT));
   if (!u.searchParams.has("frameMax")) u.searchParams.set("frameMax", String(DEFAULT_FRAME_MAX));

@@ -51,9 +51,9 @@ export class DeliveryError extends KmqError {
   }
 }
 
-/** Replaces the password of an AMQP URL with `***`, wherever it appears in a text. */
+/** Replaces the password of any URL (amqp://, but also a mistyped http://) with `***`, wherever it appears in a text. */
 export function redactUrl(url: string): string {
-  return url.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
+  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
 }
 
 const hints: Record<string, string> = {

@@ -375,6 +375,17 @@ export class Publisher {
   private onChannelClosed(reason: string): void {
     // the client reports a closed connection here too; ondisconnect handles that
     if (!/^channel \d+ closed/.test(reason) || this.closing) return;
+    const tooBig = /message size (\d+) is larger than configured max size (\d+)/.exec(reason);
+    if (tooBig) {
+      const [size, max] = [Number(tooBig[1]), Number(tooBig[2])];
+      const unconfirmed = this.inflight.slice(this.head);
+      const culprit = unconfirmed.find((e) => e.msg.body.length === size) ??
+        unconfirmed.find((e) => e.msg.body.length > max);
+      this.fatal ??= new InputError(
+        `${culprit?.msg.origin ?? "a message"} is ${size} bytes, over the broker's max message size of ` +
+          `${max} bytes: split it or raise max_message_size; ${this.delivered} message(s) confirmed so far`,
+      );
+    }
     this.fatal ??= classifyError(new Error(reason.replace(/^channel \d+ closed: /, "")), this.where());
     this.wakeUp();
   }
