@@ -18,51 +18,26 @@ async function openssl(cwd: string, ...args: string[]): Promise<void> {
   if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
 }
 
+/** A new 2048-bit RSA key in `name.key`, for the subject CN=name. */
+const newKey = (
+  name: string,
+) => ["-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", `${name}.key`];
+
 async function selfSigned(dir: string, name: string): Promise<void> {
-  await openssl(
-    dir,
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-  );
+  await openssl(dir, "req", "-x509", ...newKey(name), "-days", "2", "-out", `${name}.pem`);
 }
 
 async function signed(dir: string, name: string, ext: string): Promise<void> {
   await Deno.writeTextFile(`${dir}/${name}.ext`, ext);
-  await openssl(
-    dir,
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    `/CN=${name}`,
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-  );
+  await openssl(dir, "req", ...newKey(name), "-out", `${name}.csr`);
+  const ca = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"];
   await openssl(
     dir,
     "x509",
     "-req",
     "-in",
     `${name}.csr`,
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
+    ...ca,
     "-days",
     "2",
     "-extfile",

@@ -5,8 +5,18 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Running, unique } from "../helpers.ts";
-import { CuttableProxy } from "../proxy.ts";
-import { fill, finish, linesOf, report, sanitizers, takeAll, tally, waitFor, withNode } from "./scenarios.ts";
+import {
+  fill,
+  finish,
+  linesOf,
+  report,
+  sanitizers,
+  takeAll,
+  tally,
+  waitFor,
+  withNode,
+  withProxiedNode,
+} from "./scenarios.ts";
 
 /** A consumer printing one line per message (or, with a command, the command's output). */
 function consumer(url: string, queue: string, extra: string[] = [], command: string[] = []): Running {
@@ -60,37 +70,32 @@ Deno.test({
   name: "3b: a proxy resets the connection 10 times during consume",
   ...sanitizers,
   fn: () =>
-    withNode(async (node) => {
+    withProxiedNode(async (node, proxy) => {
       const N = 3000;
       const q = unique("f3b");
       await fill(node.url, q, N);
-      const proxy = new CuttableProxy({ hostname: "127.0.0.1", port: node.port });
+      const started = performance.now();
+      const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, q, [], ECHO);
       try {
-        const started = performance.now();
-        const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, q, [], ECHO);
-        try {
-          for (let i = 1; i <= 10; i++) {
-            await waitFor(() => uniqueLines(c) >= (i * N) / 12, 60_000, `${i}/12 of the messages`);
-            proxy.cut();
-            await waitFor(() => proxy.accepted > i, 30_000, `reconnection ${i}`);
-          }
-          await waitFor(() => uniqueLines(c) >= N, 60_000, `all ${N} messages`);
-        } finally {
-          c.kill("SIGTERM");
+        for (let i = 1; i <= 10; i++) {
+          await waitFor(() => uniqueLines(c) >= (i * N) / 12, 60_000, `${i}/12 of the messages`);
+          proxy.cut();
+          await waitFor(() => proxy.accepted > i, 30_000, `reconnection ${i}`);
         }
-        const r = await finish(c, 20_000, "consume after SIGTERM");
-        assertEquals(r.code, 0, r.stderr);
-        const t = tally(N, linesOf(r.stdout));
-        await report(
-          "3 consume running a command, 10 connection resets",
-          t,
-          (performance.now() - started) / 1000,
-        );
-        assertEquals(t.lost, 0);
-        assertEquals(await node.queueMessages(q), 0, "every message handled was acked");
+        await waitFor(() => uniqueLines(c) >= N, 60_000, `all ${N} messages`);
       } finally {
-        await proxy.close();
+        c.kill("SIGTERM");
       }
+      const r = await finish(c, 20_000, "consume after SIGTERM");
+      assertEquals(r.code, 0, r.stderr);
+      const t = tally(N, linesOf(r.stdout));
+      await report(
+        "3 consume running a command, 10 connection resets",
+        t,
+        (performance.now() - started) / 1000,
+      );
+      assertEquals(t.lost, 0);
+      assertEquals(await node.queueMessages(q), 0, "every message handled was acked");
     }),
 });
 
@@ -98,48 +103,43 @@ Deno.test({
   name: "4b: a black hole under consume is noticed within twice the heartbeat, then recovered",
   ...sanitizers,
   fn: () =>
-    withNode(async (node) => {
+    withProxiedNode(async (node, proxy) => {
       const heartbeat = 2;
       const q = unique("f4b");
       await fill(node.url, q, 1000);
-      const proxy = new CuttableProxy({ hostname: "127.0.0.1", port: node.port });
+      const started = performance.now();
+      const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/?heartbeat=${heartbeat}`, q);
+      let noticed = 0;
       try {
-        const started = performance.now();
-        const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/?heartbeat=${heartbeat}`, q);
-        let noticed = 0;
-        try {
-          await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the first 1000 messages");
-          proxy.blackHole();
-          const holed = Date.now();
-          await waitFor(
-            () => c.stderr.includes("reconnecting"),
-            4 * heartbeat * 1000,
-            "the black hole noticed",
-          );
-          noticed = Date.now() - holed;
-          assert(
-            noticed <= 2 * heartbeat * 1000 + 1000,
-            `noticed after ${noticed} ms (heartbeat ${heartbeat} s)`,
-          );
-          proxy.resume();
-          await fill(node.url, q, 1000, 1001);
-          await waitFor(() => uniqueLines(c) >= 2000, 30_000, "the messages sent after the black hole");
-        } finally {
-          c.kill("SIGTERM");
-        }
-        const r = await finish(c, 20_000, "consume after SIGTERM");
-        assertEquals(r.code, 0, r.stderr);
-        const t = tally(2000, linesOf(r.stdout));
-        await report(
-          "4 consume, black hole",
-          t,
-          (performance.now() - started) / 1000,
-          `noticed in ${noticed} ms`,
+        await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the first 1000 messages");
+        proxy.blackHole();
+        const holed = Date.now();
+        await waitFor(
+          () => c.stderr.includes("reconnecting"),
+          4 * heartbeat * 1000,
+          "the black hole noticed",
         );
-        assertEquals(t.lost, 0);
+        noticed = Date.now() - holed;
+        assert(
+          noticed <= 2 * heartbeat * 1000 + 1000,
+          `noticed after ${noticed} ms (heartbeat ${heartbeat} s)`,
+        );
+        proxy.resume();
+        await fill(node.url, q, 1000, 1001);
+        await waitFor(() => uniqueLines(c) >= 2000, 30_000, "the messages sent after the black hole");
       } finally {
-        await proxy.close();
+        c.kill("SIGTERM");
       }
+      const r = await finish(c, 20_000, "consume after SIGTERM");
+      assertEquals(r.code, 0, r.stderr);
+      const t = tally(2000, linesOf(r.stdout));
+      await report(
+        "4 consume, black hole",
+        t,
+        (performance.now() - started) / 1000,
+        `noticed in ${noticed} ms`,
+      );
+      assertEquals(t.lost, 0);
     }),
 });
 

@@ -5,8 +5,17 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Running, sleep, unique } from "../helpers.ts";
-import { CuttableProxy } from "../proxy.ts";
-import { finish, numbered, report, sanitizers, takeAll, tally, waitFor, withNode } from "./scenarios.ts";
+import {
+  finish,
+  numbered,
+  report,
+  sanitizers,
+  takeAll,
+  tally,
+  waitFor,
+  withNode,
+  withProxiedNode,
+} from "./scenarios.ts";
 
 function producer(url: string, queue: string, extra: string[] = []): Running {
   return new Running(["-v", "produce", "--lines", "-e", "", "-r", queue, "-q", queue, ...extra], {
@@ -49,31 +58,26 @@ Deno.test({
   name: "3a: a proxy resets the connection 10 times during produce",
   ...sanitizers,
   fn: () =>
-    withNode(async (node) => {
+    withProxiedNode(async (node, proxy) => {
       const N = 100_000;
       const q = unique("f3a");
-      const proxy = new CuttableProxy({ hostname: "127.0.0.1", port: node.port });
-      try {
-        const started = performance.now();
-        const p = producer(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, q);
-        const chunk = N / 10;
-        for (let i = 0; i < 10; i++) {
-          await p.feed(numbered(i * chunk + 1, (i + 1) * chunk));
-          // cut an established connection each time, not one still reconnecting
-          await waitFor(() => count(p.stderr, /connected \(heartbeat/) > i, 30_000, `connection ${i + 1}`);
-          await sleep(100);
-          proxy.cut();
-        }
-        await p.endInput();
-        const r = await finish(p, 90_000, "produce across resets");
-        assertEquals(r.code, 0, r.stderr);
-        assert(proxy.accepted >= 11, `reconnected after each reset (${proxy.accepted} connections)`);
-        const t = tally(N, await takeAll(node.url, q));
-        await report("3 produce, 10 connection resets", t, (performance.now() - started) / 1000);
-        assertEquals(t.lost, 0, "exit 0: every line is in the queue");
-      } finally {
-        await proxy.close();
+      const started = performance.now();
+      const p = producer(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, q);
+      const chunk = N / 10;
+      for (let i = 0; i < 10; i++) {
+        await p.feed(numbered(i * chunk + 1, (i + 1) * chunk));
+        // cut an established connection each time, not one still reconnecting
+        await waitFor(() => count(p.stderr, /connected \(heartbeat/) > i, 30_000, `connection ${i + 1}`);
+        await sleep(100);
+        proxy.cut();
       }
+      await p.endInput();
+      const r = await finish(p, 90_000, "produce across resets");
+      assertEquals(r.code, 0, r.stderr);
+      assert(proxy.accepted >= 11, `reconnected after each reset (${proxy.accepted} connections)`);
+      const t = tally(N, await takeAll(node.url, q));
+      await report("3 produce, 10 connection resets", t, (performance.now() - started) / 1000);
+      assertEquals(t.lost, 0, "exit 0: every line is in the queue");
     }),
 });
 
@@ -81,50 +85,45 @@ Deno.test({
   name: "4a: a black hole under produce is noticed within twice the heartbeat, then recovered",
   ...sanitizers,
   fn: () =>
-    withNode(async (node) => {
+    withProxiedNode(async (node, proxy) => {
       const heartbeat = 2;
       const q = unique("f4a");
-      const proxy = new CuttableProxy({ hostname: "127.0.0.1", port: node.port });
-      try {
-        const started = performance.now();
-        const p = producer(`amqp://guest:guest@127.0.0.1:${proxy.port}/?heartbeat=${heartbeat}`, q);
-        let sent = 0;
-        const send = async (n: number) => {
-          await p.feed(numbered(sent + 1, sent + n));
-          sent += n;
-        };
-        await send(1000);
-        await sleep(300);
-        proxy.blackHole();
-        const holed = Date.now();
-        // a trickle keeps going into the hole: nothing confirms it
-        while (!p.stderr.includes("connection lost")) {
-          if (Date.now() - holed > 4 * heartbeat * 1000) break;
-          await send(10);
-          await sleep(50);
-        }
-        const noticed = Date.now() - holed;
-        assert(p.stderr.includes("connection lost"), `black hole noticed: ${p.stderr}`);
-        assert(
-          noticed <= 2 * heartbeat * 1000 + 1000,
-          `noticed after ${noticed} ms (heartbeat ${heartbeat} s)`,
-        );
-        proxy.resume();
-        await send(1000);
-        await p.endInput();
-        const r = await finish(p, 60_000, "produce after a black hole");
-        assertEquals(r.code, 0, r.stderr);
-        const t = tally(sent, await takeAll(node.url, q));
-        await report(
-          "4 produce, black hole",
-          t,
-          (performance.now() - started) / 1000,
-          `noticed in ${noticed} ms`,
-        );
-        assertEquals(t.lost, 0, "exit 0: every line is in the queue");
-      } finally {
-        await proxy.close();
+      const started = performance.now();
+      const p = producer(`amqp://guest:guest@127.0.0.1:${proxy.port}/?heartbeat=${heartbeat}`, q);
+      let sent = 0;
+      const send = async (n: number) => {
+        await p.feed(numbered(sent + 1, sent + n));
+        sent += n;
+      };
+      await send(1000);
+      await sleep(300);
+      proxy.blackHole();
+      const holed = Date.now();
+      // a trickle keeps going into the hole: nothing confirms it
+      while (!p.stderr.includes("connection lost")) {
+        if (Date.now() - holed > 4 * heartbeat * 1000) break;
+        await send(10);
+        await sleep(50);
       }
+      const noticed = Date.now() - holed;
+      assert(p.stderr.includes("connection lost"), `black hole noticed: ${p.stderr}`);
+      assert(
+        noticed <= 2 * heartbeat * 1000 + 1000,
+        `noticed after ${noticed} ms (heartbeat ${heartbeat} s)`,
+      );
+      proxy.resume();
+      await send(1000);
+      await p.endInput();
+      const r = await finish(p, 60_000, "produce after a black hole");
+      assertEquals(r.code, 0, r.stderr);
+      const t = tally(sent, await takeAll(node.url, q));
+      await report(
+        "4 produce, black hole",
+        t,
+        (performance.now() - started) / 1000,
+        `noticed in ${noticed} ms`,
+      );
+      assertEquals(t.lost, 0, "exit 0: every line is in the queue");
     }),
 });
 

@@ -6,6 +6,7 @@ import { AMQPClient } from "@cloudamqp/amqp-client";
 import { assert } from "../assert.ts";
 import { type Running, type RunResult, sleep } from "../helpers.ts";
 import { PrivateBroker } from "../private_broker.ts";
+import { CuttableProxy } from "../proxy.ts";
 
 /** Lines `from`..`to` (numbers), newline-terminated: message i's body is `i`. */
 export function numbered(from: number, to: number): string {
@@ -138,6 +139,20 @@ export async function withNode(fn: (node: PrivateBroker) => Promise<void>): Prom
   } finally {
     await node.close();
   }
+}
+
+/** {@link withNode} with a cuttable TCP proxy in front of the node, closed afterwards too. */
+export function withProxiedNode(
+  fn: (node: PrivateBroker, proxy: CuttableProxy) => Promise<void>,
+): Promise<void> {
+  return withNode(async (node) => {
+    const proxy = new CuttableProxy({ hostname: "127.0.0.1", port: node.port });
+    try {
+      await fn(node, proxy);
+    } finally {
+      await proxy.close();
+    }
+  });
 }
 
 export const sanitizers = { sanitizeOps: false, sanitizeResources: false };
