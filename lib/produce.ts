@@ -26,7 +26,7 @@ export interface ProduceIo {
   stop?: AbortSignal;
 }
 
-/** Ends the iteration as soon as `stop` aborts, even while a read is pending (stdin may be idle). */
+/** Ends the iteration as soon as `stop` aborts, even while a read is pending (stdin may be quiet). */
 async function* until<T>(items: AsyncIterable<T>, stop: AbortSignal | undefined): AsyncGenerator<T> {
   if (!stop) return yield* items;
   const it = items[Symbol.asyncIterator]();
@@ -70,6 +70,7 @@ export function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessagePr
 export function readBodies(
   o: ProduceOptions,
   openStdin: ProduceIo["stdin"],
+  stop?: AbortSignal,
 ): AsyncIterable<Body> | Iterable<Body> {
   const sources = [o.messages.length > 0, o.files.length > 0, o.lines, o.jsonl].filter(Boolean).length;
   if (sources > 1) {
@@ -85,7 +86,9 @@ export function readBodies(
       "no message given: pass it as an argument, pipe it on stdin, or use --file; run 'kmq produce --help' for usage",
     );
   }
-  return o.lines || o.jsonl ? fromLines(stdin) : fromWholeStream(stdin);
+  // a quiet stdin must not hold up a stop: each read (a chunk, not a line) gives way to it
+  const chunks = until(stdin, stop);
+  return o.lines || o.jsonl ? fromLines(chunks) : fromWholeStream(chunks);
 }
 
 /** Turns each input body into a message: a plain body, or a --jsonl record with the options on top. */
@@ -144,7 +147,7 @@ async function* repeated(source: AsyncIterable<OutMessage>, times: number): Asyn
 
 /** `kmq produce`: publishes every message and returns only when the broker confirmed them all. */
 export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void> {
-  const input = readBodies(o, io.stdin);
+  const input = readBodies(o, io.stdin, io.stop);
   if (o.json) { for (const body of fromArguments(o.messages)) checkJson(body); }
   await checkFiles(o.files);
 
@@ -169,7 +172,8 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
     let stopped: KmqError | undefined;
     try {
       let sent = 0;
-      for await (const msg of until(repeated(messages(o, input), o.repeat), io.stop)) {
+      for await (const msg of repeated(messages(o, input), o.repeat)) {
+        if (io.stop?.aborted) break;
         if (o.rate !== undefined) await pace(sent, o.rate, started);
         await publisher.publish(msg);
         sent++;

@@ -1,5 +1,15 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, drain, queueDepth, run, unique, withCleanup, withPair } from "./helpers.ts";
+import {
+  assertFailure,
+  drain,
+  queueDepth,
+  run,
+  Running,
+  sleep,
+  unique,
+  withCleanup,
+  withPair,
+} from "./helpers.ts";
 
 Deno.test("produce: each argument is one message, in order", async () => {
   await withPair(async ({ ex, q }, client) => {
@@ -242,5 +252,26 @@ Deno.test("produce: messages the broker nacks are exit 7, named by origin", asyn
     const r = await run(["produce", "-e", "", "-r", q, "first", "second", "third"]);
     assertFailure(r, 7, /2 of 3 messages not delivered: 2 nacked by the broker \(argument 2, argument 3\)/);
     assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["first"]);
+  });
+});
+
+Deno.test("produce: SIGINT while stdin is open but quiet stops at once: exit 130, what was sent is confirmed", async () => {
+  await withPair(async ({ ex, q }, client) => {
+    const p = new Running(["produce", "-l", "-e", ex, "-r", "k"], { pipeStdin: true });
+    try {
+      await p.feed("one\ntwo\nthree\n");
+      const deadline = Date.now() + 10_000;
+      while ((await queueDepth(client, q)) < 3 && Date.now() < deadline) await sleep(50);
+      p.kill("SIGINT");
+      const started = Date.now();
+      const r = await p.result();
+      assert(Date.now() - started < 3_000, "did not wait for more input");
+      assertEquals(r.code, 130, r.stderr);
+      assertMatch(r.stderr, /published 3, confirmed 3, returned 0, nacked 0/);
+      assertMatch(r.stderr, /stopped by SIGINT: the 3 message\(s\) sent were all confirmed/);
+      assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["one", "two", "three"]);
+    } finally {
+      p.kill("SIGKILL");
+    }
   });
 });
