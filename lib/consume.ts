@@ -30,11 +30,21 @@ export interface ConsumeIo {
 /** Kombu treats a message without a content type as `application/data`. */
 const KOMBU_UNTYPED = "application/data";
 
+/** Writes to stdout; a failure is a KmqError, never mistaken for a lost connection (and retried). */
 function write(out: Writable, bytes: Uint8Array): Promise<void> {
+  const failed = (err: Error) =>
+    new KmqError(ExitCode.unexpected, `writing to stdout: ${err.message}`, { cause: err });
   return new Promise((resolve, reject) => {
-    out.write(bytes, (err) => (err ? reject(err) : resolve()));
+    try {
+      out.write(bytes, (err) => (err ? reject(failed(err)) : resolve()));
+    } catch (err) {
+      reject(failed(err as Error)); // some runtimes throw instead of calling back
+    }
   });
 }
+
+const readerGone = (err: unknown) =>
+  ((err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code) === "EPIPE";
 
 /**
  * `kmq consume`: writes each message to stdout and acks it only after the write completed, so a
@@ -243,12 +253,10 @@ class ConsumeLoop {
     try {
       await write(io.stdout, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     } catch (err) {
-      if ((err as { code?: string }).code === "EPIPE") {
-        // the reader went away (`| head`): these messages stay unacked and go back to the queue
-        this.stopping = true;
-        return false;
-      }
-      throw new KmqError(ExitCode.unexpected, `writing to stdout: ${(err as Error).message}`);
+      if (!readerGone(err)) throw err;
+      // the reader went away (`| head`): these messages stay unacked and go back to the queue
+      this.stopping = true;
+      return false;
     }
     this.written = written;
     if (o.ack) {
@@ -308,10 +316,7 @@ class ConsumeLoop {
           try {
             await write(io.stdout, verdict.stdout);
           } catch (err) {
-            this.commandFailure ??= new KmqError(
-              ExitCode.unexpected,
-              `writing to stdout: ${(err as Error).message}`,
-            );
+            this.commandFailure ??= err as KmqError;
             this.stop();
             return; // unacked: the broker redelivers it
           }

@@ -4,19 +4,8 @@
  * queue was consumed at least once or is still in the queue, and that every run ends in time.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { Running, unique } from "../helpers.ts";
-import {
-  fill,
-  finish,
-  linesOf,
-  report,
-  sanitizers,
-  takeAll,
-  tally,
-  waitFor,
-  withNode,
-  withProxiedNode,
-} from "./scenarios.ts";
+import { Running, type RunResult, unique } from "../helpers.ts";
+import { account, fill, finish, linesOf, proxiedScenario, scenario, takeAll, waitFor } from "./scenarios.ts";
 
 /** A consumer printing one line per message (or, with a command, the command's output). */
 function consumer(url: string, queue: string, extra: string[] = [], command: string[] = []): Running {
@@ -29,173 +18,156 @@ const ECHO = ["/bin/sh", "-c", "cat; echo"];
 
 const uniqueLines = (r: Running) => new Set(linesOf(r.stdout)).size;
 
+/** The result of a consumer sent SIGTERM: it must end within 20 s, with exit 0. */
+async function stopped(c: Running): Promise<RunResult> {
+  const r = await finish(c, 20_000, "consume after SIGTERM");
+  assertEquals(r.code, 0, r.stderr);
+  return r;
+}
+
 for (const withCommand of [false, true]) {
   const mode = withCommand ? "running a command" : "printing";
-  Deno.test({
-    name: `2: broker killed (-9) and started again under kmq consume ${mode}`,
-    ...sanitizers,
-    fn: () =>
-      withNode(async (node) => {
-        const N = withCommand ? 3000 : 20_000;
-        const q = unique("f2");
-        await fill(node.url, q, N);
-        const started = performance.now();
-        // prefetch 1 (or a command per message) keeps the consumer busy long enough to be hit mid-stream
-        const c = consumer(node.url, q, withCommand ? ["-c", "2"] : ["-p", "1"], withCommand ? ECHO : []);
-        try {
-          await waitFor(() => uniqueLines(c) >= N / 10, 30_000, "the consumer to get going");
-          await node.kill9();
-          await node.relaunch();
-          await waitFor(
-            () => uniqueLines(c) >= N,
-            60_000,
-            `all ${N} messages after the kill`,
-            () => `${uniqueLines(c)} seen; stderr: ${c.stderr}`,
-          );
-          assertMatch(c.stderr, /reconnecting[\s\S]*reconnected/);
-        } finally {
-          c.kill("SIGTERM");
-        }
-        const r = await finish(c, 20_000, "consume after SIGTERM");
-        assertEquals(r.code, 0, r.stderr);
-        const t = tally(N, linesOf(r.stdout));
-        await report(`2 consume ${mode}, broker killed -9`, t, (performance.now() - started) / 1000);
-        assertEquals(t.lost, 0);
-        assertEquals(await node.queueMessages(q), 0, "every message handled was acked");
-      }),
+  scenario(`2: broker killed (-9) and started again under kmq consume ${mode}`, async (node) => {
+    const N = withCommand ? 3000 : 20_000;
+    const q = unique("f2");
+    await fill(node.url, q, N);
+    const started = performance.now();
+    // prefetch 1 (or a command per message) keeps the consumer busy long enough to be hit mid-stream
+    const c = consumer(node.url, q, withCommand ? ["-c", "2"] : ["-p", "1"], withCommand ? ECHO : []);
+    try {
+      await waitFor(() => uniqueLines(c) >= N / 10, 30_000, "the consumer to get going");
+      await node.kill9();
+      await node.relaunch();
+      await waitFor(
+        () => uniqueLines(c) >= N,
+        60_000,
+        `all ${N} messages after the kill`,
+        () => `${uniqueLines(c)} seen; stderr: ${c.stderr}`,
+      );
+      assertMatch(c.stderr, /reconnecting[\s\S]*reconnected/);
+    } finally {
+      c.kill("SIGTERM");
+    }
+    const r = await stopped(c);
+    await account(`2 consume ${mode}, broker killed -9`, N, linesOf(r.stdout), started);
+    assertEquals(await node.queueMessages(q), 0, "every message handled was acked");
   });
 }
 
-Deno.test({
-  name: "3b: a proxy resets the connection 10 times during consume",
-  ...sanitizers,
-  fn: () =>
-    withProxiedNode(async (node, proxy) => {
-      const N = 3000;
-      const q = unique("f3b");
-      await fill(node.url, q, N);
-      const started = performance.now();
-      const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, q, [], ECHO);
-      try {
-        for (let i = 1; i <= 10; i++) {
-          await waitFor(() => uniqueLines(c) >= (i * N) / 12, 60_000, `${i}/12 of the messages`);
-          proxy.cut();
-          await waitFor(() => proxy.accepted > i, 30_000, `reconnection ${i}`);
-        }
-        await waitFor(() => uniqueLines(c) >= N, 60_000, `all ${N} messages`);
-      } finally {
-        c.kill("SIGTERM");
-      }
-      const r = await finish(c, 20_000, "consume after SIGTERM");
-      assertEquals(r.code, 0, r.stderr);
-      const t = tally(N, linesOf(r.stdout));
-      await report(
-        "3 consume running a command, 10 connection resets",
-        t,
-        (performance.now() - started) / 1000,
-      );
-      assertEquals(t.lost, 0);
-      assertEquals(await node.queueMessages(q), 0, "every message handled was acked");
-    }),
+proxiedScenario("3b: a proxy resets the connection 10 times during consume", async (node, proxy) => {
+  const N = 3000;
+  const q = unique("f3b");
+  await fill(node.url, q, N);
+  const started = performance.now();
+  const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, q, [], ECHO);
+  try {
+    for (let i = 1; i <= 10; i++) {
+      await waitFor(() => uniqueLines(c) >= (i * N) / 12, 60_000, `${i}/12 of the messages`);
+      proxy.cut();
+      await waitFor(() => proxy.accepted > i, 30_000, `reconnection ${i}`);
+    }
+    await waitFor(() => uniqueLines(c) >= N, 60_000, `all ${N} messages`);
+  } finally {
+    c.kill("SIGTERM");
+  }
+  const r = await stopped(c);
+  await account(
+    "3 consume running a command, 10 connection resets",
+    N,
+    linesOf(r.stdout),
+    started,
+  );
+  assertEquals(await node.queueMessages(q), 0, "every message handled was acked");
 });
 
-Deno.test({
-  name: "4b: a black hole under consume is noticed within twice the heartbeat, then recovered",
-  ...sanitizers,
-  fn: () =>
-    withProxiedNode(async (node, proxy) => {
-      const heartbeat = 2;
-      const q = unique("f4b");
-      await fill(node.url, q, 1000);
-      const started = performance.now();
-      const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/?heartbeat=${heartbeat}`, q);
-      let noticed = 0;
-      try {
-        await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the first 1000 messages");
-        proxy.blackHole();
-        const holed = Date.now();
-        await waitFor(
-          () => c.stderr.includes("reconnecting"),
-          4 * heartbeat * 1000,
-          "the black hole noticed",
-        );
-        noticed = Date.now() - holed;
-        assert(
-          noticed <= 2 * heartbeat * 1000 + 1000,
-          `noticed after ${noticed} ms (heartbeat ${heartbeat} s)`,
-        );
-        proxy.resume();
-        await fill(node.url, q, 1000, 1001);
-        await waitFor(() => uniqueLines(c) >= 2000, 30_000, "the messages sent after the black hole");
-      } finally {
-        c.kill("SIGTERM");
-      }
-      const r = await finish(c, 20_000, "consume after SIGTERM");
-      assertEquals(r.code, 0, r.stderr);
-      const t = tally(2000, linesOf(r.stdout));
-      await report(
-        "4 consume, black hole",
-        t,
-        (performance.now() - started) / 1000,
-        `noticed in ${noticed} ms`,
+proxiedScenario(
+  "4b: a black hole under consume is noticed within twice the heartbeat, then recovered",
+  async (node, proxy) => {
+    const heartbeat = 2;
+    const q = unique("f4b");
+    await fill(node.url, q, 1000);
+    const started = performance.now();
+    const c = consumer(`amqp://guest:guest@127.0.0.1:${proxy.port}/?heartbeat=${heartbeat}`, q);
+    let noticed = 0;
+    try {
+      await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the first 1000 messages");
+      proxy.blackHole();
+      const holed = Date.now();
+      await waitFor(
+        () => c.stderr.includes("reconnecting"),
+        4 * heartbeat * 1000,
+        "the black hole noticed",
       );
-      assertEquals(t.lost, 0);
-    }),
-});
+      noticed = Date.now() - holed;
+      assert(
+        noticed <= 2 * heartbeat * 1000 + 1000,
+        `noticed after ${noticed} ms (heartbeat ${heartbeat} s)`,
+      );
+      proxy.resume();
+      await fill(node.url, q, 1000, 1001);
+      await waitFor(() => uniqueLines(c) >= 2000, 30_000, "the messages sent after the black hole");
+    } finally {
+      c.kill("SIGTERM");
+    }
+    const r = await stopped(c);
+    await account(
+      "4 consume, black hole",
+      2000,
+      linesOf(r.stdout),
+      started,
+      `noticed in ${noticed} ms`,
+    );
+  },
+);
 
-Deno.test({
-  name: "5: kmq consume killed with SIGKILL mid-stream: every message not acked is still in the queue",
-  ...sanitizers,
-  fn: () =>
-    withNode(async (node) => {
-      const N = 100_000;
-      const q = unique("f5");
-      await fill(node.url, q, N);
-      const started = performance.now();
-      const c = consumer(node.url, q);
-      await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the consumer to get going");
-      c.kill("SIGKILL");
-      const r = await finish(c, 10_000, "consume after SIGKILL");
-      const printed = linesOf(r.stdout);
-      assert(printed.length < N, `killed mid-stream (${printed.length} of ${N} printed)`);
-      const left = await takeAll(node.url, q);
-      const t = tally(N, [...printed, ...left]);
-      await report("5 consume killed -9 (printed + left in queue)", t, (performance.now() - started) / 1000);
-      assertEquals(t.lost, 0, "printed or still queued, every one");
-    }),
-});
+scenario(
+  "5: kmq consume killed with SIGKILL mid-stream: every message not acked is still in the queue",
+  async (node) => {
+    const N = 100_000;
+    const q = unique("f5");
+    await fill(node.url, q, N);
+    const started = performance.now();
+    const c = consumer(node.url, q);
+    await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the consumer to get going");
+    c.kill("SIGKILL");
+    const r = await finish(c, 10_000, "consume after SIGKILL");
+    const printed = linesOf(r.stdout);
+    assert(printed.length < N, `killed mid-stream (${printed.length} of ${N} printed)`);
+    const left = await takeAll(node.url, q);
+    await account(
+      "5 consume killed -9 (printed + left in queue)",
+      N,
+      [...printed, ...left],
+      started,
+    );
+  },
+);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test({
-    name: `6: ${signal} during consume: exit 0, says how many, the rest still queued`,
-    ...sanitizers,
-    fn: () =>
-      withNode(async (node) => {
-        const N = 100_000;
-        const q = unique("f6c");
-        await fill(node.url, q, N);
-        const started = performance.now();
-        const c = consumer(node.url, q);
-        await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the consumer to get going");
-        c.kill(signal);
-        const r = await finish(c, 10_000, `consume after ${signal}`);
-        assertEquals(r.code, 0, r.stderr);
-        const printed = linesOf(r.stdout);
-        const said = new RegExp(`stopped by ${signal}: (\\d+) message\\(s\\) written and settled`).exec(
-          r.stderr,
-        );
-        assert(said, `says how many: ${r.stderr}`);
-        assertEquals(Number(said[1]), printed.length);
-        const left = await takeAll(node.url, q);
-        assertEquals(left.length, N - printed.length, "exactly the messages not printed are left");
-        const t = tally(N, [...printed, ...left]);
-        await report(
-          `6 consume, ${signal} (printed + left in queue)`,
-          t,
-          (performance.now() - started) / 1000,
-        );
-        assertEquals(t.lost, 0);
-        assertEquals(t.duplicated, 0);
-      }),
+  scenario(`6: ${signal} during consume: exit 0, says how many, the rest still queued`, async (node) => {
+    const N = 100_000;
+    const q = unique("f6c");
+    await fill(node.url, q, N);
+    const started = performance.now();
+    const c = consumer(node.url, q);
+    await waitFor(() => uniqueLines(c) >= 1000, 30_000, "the consumer to get going");
+    c.kill(signal);
+    const r = await finish(c, 10_000, `consume after ${signal}`);
+    assertEquals(r.code, 0, r.stderr);
+    const printed = linesOf(r.stdout);
+    const said = new RegExp(`stopped by ${signal}: (\\d+) message\\(s\\) written and settled`).exec(
+      r.stderr,
+    );
+    assert(said, `says how many: ${r.stderr}`);
+    assertEquals(Number(said[1]), printed.length);
+    const left = await takeAll(node.url, q);
+    assertEquals(left.length, N - printed.length, "exactly the messages not printed are left");
+    const t = await account(
+      `6 consume, ${signal} (printed + left in queue)`,
+      N,
+      [...printed, ...left],
+      started,
+    );
+    assertEquals(t.duplicated, 0);
   });
 }

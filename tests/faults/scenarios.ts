@@ -130,6 +130,23 @@ export async function report(scenario: string, t: Tally, seconds: number, note?:
   if (file) await Deno.writeTextFile(file, line + "\n", { append: true });
 }
 
+/**
+ * Counts what came out against the `sent` numbered messages, reports the figures and fails the
+ * test if any message was lost: the check every scenario ends with.
+ */
+export async function account(
+  scenario: string,
+  sent: number,
+  bodies: Iterable<string>,
+  started: number,
+  note?: string,
+): Promise<Tally> {
+  const t = tally(sent, bodies);
+  await report(scenario, t, (performance.now() - started) / 1000, note);
+  assert(t.lost === 0, `${t.lost} of ${sent} messages lost in '${scenario}'`);
+  return t;
+}
+
 /** Runs `fn` against a private RabbitMQ node that is stopped and removed afterwards, whatever happens. */
 export async function withNode(fn: (node: PrivateBroker) => Promise<void>): Promise<void> {
   const node = new PrivateBroker();
@@ -155,4 +172,15 @@ export function withProxiedNode(
   });
 }
 
-export const sanitizers = { sanitizeOps: false, sanitizeResources: false };
+/** A fault scenario: a test with a private node of its own (its processes outlive single steps). */
+export function scenario(name: string, fn: (node: PrivateBroker) => Promise<void>): void {
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn: () => withNode(fn) });
+}
+
+/** A fault scenario with a cuttable proxy in front of its node. */
+export function proxiedScenario(
+  name: string,
+  fn: (node: PrivateBroker, proxy: CuttableProxy) => Promise<void>,
+): void {
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn: () => withProxiedNode(fn) });
+}
