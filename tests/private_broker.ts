@@ -134,6 +134,15 @@ export class PrivateBroker {
     }
   }
 
+  /**
+   * Writes the node's metadata (queues, bindings) out to its table files now. RabbitMQ keeps it in
+   * Mnesia's log and writes that out lazily, so a queue declared moments before a kill -9 can be
+   * gone after it — with its messages.
+   */
+  async syncMetadata(): Promise<void> {
+    await this.ctl("eval", "mnesia:dump_log().");
+  }
+
   /** Starts the node again after {@link kill9}, on the same ports and data. */
   async relaunch(): Promise<void> {
     await this.launch();
@@ -153,6 +162,12 @@ export class PrivateBroker {
     const out = await sh("rabbitmqctl", ["-n", this.node, "-q", "list_queues", "name", "messages"]);
     const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.split("\t")[0] === queue);
     return Number(line?.split("\t")[1] ?? -1);
+  }
+
+  /** `rabbitmqctl list_queues` with the given columns, for a failing test to show the broker's view. */
+  async describeQueues(...columns: string[]): Promise<string> {
+    const out = await sh("rabbitmqctl", ["-n", this.node, "-q", "list_queues", ...columns]);
+    return new TextDecoder().decode(out.stdout).trim();
   }
 
   async close(): Promise<void> {

@@ -31,6 +31,7 @@ for (const withCommand of [false, true]) {
     const N = withCommand ? 3000 : 20_000;
     const q = unique("f2");
     await fill(node.url, q, N);
+    await node.syncMetadata(); // else the kill may take the just-declared queue with it
     const started = performance.now();
     // prefetch 1 (or a command per message) keeps the consumer busy long enough to be hit mid-stream
     const c = consumer(node.url, q, withCommand ? ["-c", "2"] : ["-p", "1"], withCommand ? ECHO : []);
@@ -42,7 +43,13 @@ for (const withCommand of [false, true]) {
         () => uniqueLines(c) >= N,
         60_000,
         `all ${N} messages after the kill`,
-        () => `${uniqueLines(c)} seen; stderr: ${c.stderr}`,
+        async () =>
+          `${uniqueLines(c)} seen; queues: ${await node.describeQueues(
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+          )}; stderr: ${c.stderr}`,
       );
       assertMatch(c.stderr, /reconnecting[\s\S]*reconnected/);
     } finally {

@@ -111,12 +111,12 @@ export async function waitFor(
   ok: () => boolean | Promise<boolean>,
   deadlineMs: number,
   what: string,
-  state: () => string = () => "",
+  state: () => string | Promise<string> = () => "",
 ) {
   const deadline = Date.now() + deadlineMs;
   while (!(await ok())) {
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${deadlineMs / 1000} s waiting for ${what}; ${state()}`);
+      throw new Error(`timed out after ${deadlineMs / 1000} s waiting for ${what}; ${await state()}`);
     }
     await sleep(25);
   }
