@@ -45,11 +45,8 @@ export interface BrokerUrl {
   password: string;
 }
 
-/**
- * Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. A `password`
- * given apart from the URL replaces the URL's.
- */
-export function parseBrokerUrl(url: string, name: string, password?: string): BrokerUrl {
+/** Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. */
+export function parseBrokerUrl(url: string, name: string): BrokerUrl {
   let u: URL;
   try {
     u = new URL(url);
@@ -83,11 +80,15 @@ export function parseBrokerUrl(url: string, name: string, password?: string): Br
   if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(DEFAULT_HEARTBEAT));
   if (!u.searchParams.has("frameMax")) u.searchParams.set("frameMax", String(DEFAULT_FRAME_MAX));
   if (!u.searchParams.has("name")) u.searchParams.set("name", name);
-  if (password !== undefined) {
-    if (!u.username) u.username = "guest";
-    u.password = encodeURIComponent(password);
-  }
   return { href: u.toString(), display, password: decodeURIComponent(u.password) };
+}
+
+/** The URL with a password given apart from it (KMQ_PASSWORD, --password-file) in place of its own. */
+function withPassword(url: BrokerUrl, password: string): BrokerUrl {
+  const u = new URL(url.href);
+  if (!u.username) u.username = "guest";
+  u.password = encodeURIComponent(password);
+  return { ...url, href: u.href, password };
 }
 
 async function readCredentialFile(path: string, option: string): Promise<string> {
@@ -106,7 +107,10 @@ async function readCredentialFile(path: string, option: string): Promise<string>
   }
 }
 
-/** The password and TLS material of `broker`, read from their files. */
+/**
+ * The password and TLS material of `broker`, read from their files — on every connect, so a
+ * reconnect picks up a rotated secret (a mounted password file or certificate).
+ */
 async function credentials(broker: BrokerOptions, tls: boolean): Promise<{
   password?: string;
   tlsOptions?: AMQPTlsOptions;
@@ -131,9 +135,9 @@ async function credentials(broker: BrokerOptions, tls: boolean): Promise<{
 
 /** Opens a connection, failing with exit 4 within {@link CONNECT_TIMEOUT_SECONDS} when nothing answers. */
 export async function connect(options: ConnectOptions): Promise<AMQPClient> {
-  const checked = parseBrokerUrl(options.broker.url, options.name); // usage errors before any file is read
-  const { password, tlsOptions } = await credentials(options.broker, checked.href.startsWith("amqps:"));
-  const url = password === undefined ? checked : parseBrokerUrl(options.broker.url, options.name, password);
+  const parsed = parseBrokerUrl(options.broker.url, options.name); // usage errors before any file is read
+  const { password, tlsOptions } = await credentials(options.broker, parsed.href.startsWith("amqps:"));
+  const url = password === undefined ? parsed : withPassword(parsed, password);
   if (new URL(url.href).searchParams.has("insecure")) {
     options.log.warn("TLS certificate verification is OFF (insecure in the URL): do not use in production");
   }

@@ -43,15 +43,14 @@ function write(out: Writable, bytes: Uint8Array): Promise<void> {
   });
 }
 
-const readerGone = (err: unknown) =>
-  ((err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code) === "EPIPE";
+/** A failed {@link write} because the reader went away (`| head`). */
+const readerGone = (err: unknown) => (err as { cause?: { code?: string } }).cause?.code === "EPIPE";
 
 /**
  * `kmq consume`: writes each message to stdout and acks it only after the write completed, so a
  * crash or a signal can only cause a redelivery, never a loss.
  */
 export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
-  let remaining = o.count;
   let client = await connect({ broker: o.broker, name: "kmq consume", log: io.log });
   let previousQueue: string | undefined;
   let handled = 0;
@@ -71,7 +70,9 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
         io.log.warn(`the server-named queue '${previousQueue}' is gone; consuming from '${queue}' now`);
       }
       previousQueue = queue;
-      loop = new ConsumeLoop(channel, queue, { ...o, count: remaining }, io);
+      // --count counts across reconnects
+      const count = o.count === undefined ? undefined : o.count - handled;
+      loop = new ConsumeLoop(channel, queue, { ...o, count }, io);
       await loop.run();
       handled += loop.handled;
       if (io.stop.aborted) stoppedBy();
@@ -81,7 +82,6 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
       // a refused login or declaration is final; a lost connection is worth another one
       if (e.exitCode !== ExitCode.unreachable || io.stop.aborted) throw e;
       handled += loop?.handled ?? 0;
-      if (loop && remaining !== undefined) remaining -= loop.handled;
       io.log.warn(`${e.message.replace(/; check that.*$/, "")}; reconnecting`);
     } finally {
       await closeQuietly(client);
@@ -193,7 +193,7 @@ class ConsumeLoop {
         while (true) {
           // under a steady flow the inbox never empties: a stop must win over it (what is left
           // there is unacked, and the broker requeues it)
-          if (this.stopping && io.stop.aborted) break;
+          if (io.stop.aborted) break;
           if (this.inbox.length > 0) {
             this.armIdleTimer();
             if (!(await this.handleBatch())) break;

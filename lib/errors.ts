@@ -110,7 +110,7 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
     );
   }
   if (
-    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENETDOWN|ECONNRESET|ECONNABORTED|EPIPE|timed? ?out|Socket closed|Socket not connected|socket hang up|Connection ended|certificate|self[- ]signed|TLS|SSL|altnames/i
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENETDOWN|ECONNRESET|ECONNABORTED|EPIPE|timed? ?out|Socket closed|Socket not connected|socket hang up|Connection ended|TLS|SSL/i
       .test(text)
   ) {
     return new KmqError(

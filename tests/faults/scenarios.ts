@@ -23,7 +23,7 @@ export interface Tally {
 }
 
 /** Counts the bodies 1..sent among `bodies`: how many came, came twice or more, never came. */
-export function tally(sent: number, bodies: Iterable<string>): Tally {
+function tally(sent: number, bodies: Iterable<string>): Tally {
   const seen = new Uint32Array(sent + 1);
   let received = 0;
   for (const b of bodies) {
@@ -123,7 +123,7 @@ export async function waitFor(
 }
 
 /** One line of figures per scenario run, appended to $KMQ_FAULT_REPORT (scripts/faults.sh sums them). */
-export async function report(scenario: string, t: Tally, seconds: number, note?: string): Promise<void> {
+async function report(scenario: string, t: Tally, seconds: number, note?: string): Promise<void> {
   const line = JSON.stringify({ scenario, ...t, seconds: Number(seconds.toFixed(1)), note });
   console.log(`figures: ${line}`);
   const file = Deno.env.get("KMQ_FAULT_REPORT");
@@ -148,7 +148,7 @@ export async function account(
 }
 
 /** Runs `fn` against a private RabbitMQ node that is stopped and removed afterwards, whatever happens. */
-export async function withNode(fn: (node: PrivateBroker) => Promise<void>): Promise<void> {
+async function withNode(fn: (node: PrivateBroker) => Promise<void>): Promise<void> {
   const node = new PrivateBroker();
   try {
     await node.start();
@@ -159,7 +159,7 @@ export async function withNode(fn: (node: PrivateBroker) => Promise<void>): Prom
 }
 
 /** {@link withNode} with a cuttable TCP proxy in front of the node, closed afterwards too. */
-export function withProxiedNode(
+function withProxiedNode(
   fn: (node: PrivateBroker, proxy: CuttableProxy) => Promise<void>,
 ): Promise<void> {
   return withNode(async (node) => {
