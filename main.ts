@@ -3,15 +3,18 @@
  * line on stderr and a documented exit code; a stack trace only with --verbose.
  */
 import process from "node:process";
+import { checkArgumentsUtf8 } from "./lib/argv.ts";
 import { parseCommandLine } from "./lib/cli.ts";
 import { cmdCall } from "./lib/call.ts";
 import { cmdConsume } from "./lib/consume.ts";
 import { cmdDeclare } from "./lib/declare.ts";
 import { ExitCode, KmqError, redactUrl } from "./lib/errors.ts";
+import { killRunningHandlers } from "./lib/handler.ts";
 import { stderrLog } from "./lib/log.ts";
 import { cmdProduce } from "./lib/produce.ts";
 
 async function run(argv: string[]): Promise<number> {
+  checkArgumentsUtf8(argv);
   const invocation = parseCommandLine(argv);
   if (invocation.command === "done") return ExitCode.ok;
   const { verbose } = invocation.options;
@@ -48,8 +51,9 @@ function stopOnSignals(): AbortSignal {
   const onSignal = (signal: NodeJS.Signals) => {
     if (!stop.signal.aborted) return stop.abort(signal);
     process.stderr.write(
-      `kmq: ${signal} again: exiting without waiting (unconfirmed messages may be lost)\n`,
+      `kmq: ${signal} again: exiting without waiting (unacked messages go back to the queue; unconfirmed ones may be lost)\n`,
     );
+    killRunningHandlers(); // they run in process groups of their own: the signal did not reach them
     process.exit(signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated);
   };
   process.on("SIGINT", onSignal);
@@ -78,6 +82,12 @@ process.on("unhandledRejection", () => {});
 // write errors reach each writer through its callback; unheard, the stream's 'error' event would
 // crash the process (Bun) before kmq can report it
 process.stdout.on("error", () => {});
+// an error thrown where no promise catches it (inside a socket's data handler, say) is still one
+// line and exit 1: never the runtime's dump of minified source
+process.on("uncaughtException", (err) => {
+  killRunningHandlers();
+  process.exit(report(err, verbose));
+});
 // no top-level await: it keeps the bundle eligible for bun's precompiled bytecode (faster start)
 run(argv).catch((err) => report(err, verbose)).then((code) => {
   process.exitCode = code;

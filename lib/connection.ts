@@ -1,6 +1,6 @@
 import { AMQPClient, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
 import { readFile } from "node:fs/promises";
-import { classifyError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
+import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "./errors.ts";
 import { installTypedFieldDecoding } from "./field-decoding.ts";
 import type { Log } from "./log.ts";
 
@@ -45,22 +45,49 @@ export interface BrokerUrl {
   password: string;
 }
 
+const PERCENT_HINT = "percent-encode special characters in the user name and password " +
+  "(/ as %2F, ? as %3F, # as %23, % as %25, the at sign as %40) or put the password in KMQ_PASSWORD";
+
+/**
+ * Refuses a list of URLs (`A,B`, `A B`, Kombu's `A;B`) before anything is parsed: read as one URL,
+ * the second one (password included) would become the vhost name, which the broker logs in clear.
+ */
+function refuseUrlList(url: string): void {
+  const parts = url.trim().split(/[\s,;]+/).filter((p) => /^[a-z][a-z0-9+.-]*:\/\//i.test(p));
+  if (parts.length > 1) {
+    throw new UsageError(
+      `--url holds ${parts.length} broker URLs: kmq connects to one broker (no failover across a list yet); give one URL`,
+    );
+  }
+}
+
 /** Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. */
 export function parseBrokerUrl(url: string, name: string): BrokerUrl {
+  refuseUrlList(url);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     // not echoed: where the password is in a string that is not a URL cannot be told
     throw new UsageError(
-      "invalid broker URL (not shown: it may hold a password): expected amqp://user:password@host:port/vhost, " +
-        "with special characters percent-encoded (or the password in KMQ_PASSWORD)",
+      "invalid broker URL (not shown: it may hold a password): expected amqp://user:password@host:port/vhost; " +
+        PERCENT_HINT,
     );
   }
-  // from the parsed URL: a password with a space or an @ in it would defeat a textual mask
-  const shown = new URL(u.href);
-  if (shown.password) shown.password = "***";
-  const display = shown.href;
+  // masked from the text, not from what the parser made of it: an unencoded '/' in the password
+  // makes the parser read part of it as a port
+  const display = redactUrl(url);
+  if (/@/.test(u.pathname + u.search + u.hash)) {
+    throw new UsageError(`the broker URL '${display}' has an '@' after its host: ${PERCENT_HINT}`);
+  }
+  let password: string;
+  try {
+    password = decodeURIComponent(u.password);
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.pathname);
+  } catch {
+    throw new UsageError(`the broker URL '${display}' has a '%' that starts no %XX escape: ${PERCENT_HINT}`);
+  }
   if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
     throw new UsageError(
       `unsupported URL scheme '${u.protocol}' in '${display}': use amqp:// or amqps://`,
@@ -80,7 +107,7 @@ export function parseBrokerUrl(url: string, name: string): BrokerUrl {
   if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(DEFAULT_HEARTBEAT));
   if (!u.searchParams.has("frameMax")) u.searchParams.set("frameMax", String(DEFAULT_FRAME_MAX));
   if (!u.searchParams.has("name")) u.searchParams.set("name", name);
-  return { href: u.toString(), display, password: decodeURIComponent(u.password) };
+  return { href: u.toString(), display, password };
 }
 
 /** The URL with a password given apart from it (KMQ_PASSWORD, --password-file) in place of its own. */

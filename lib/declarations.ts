@@ -1,5 +1,5 @@
 import type { AMQPChannel } from "@cloudamqp/amqp-client";
-import { classifyError } from "./errors.ts";
+import { classifyError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 
 export const EXCHANGE_TYPES = ["direct", "fanout", "topic", "headers"] as const;
@@ -55,6 +55,12 @@ export interface TopologyOptions {
 /** Builds the shared topology from a command's options; Kombu's defaults fill the gaps. */
 export function topologyFrom(o: TopologyOptions): Topology {
   const serverNamed = o.queue === "";
+  if (o.declare && o.queue?.startsWith("amq.")) {
+    throw new UsageError(
+      `queue names starting with 'amq.' are reserved by the broker: choose another name for '${o.queue}', ` +
+        "or pass --no-declare to use an existing one",
+    );
+  }
   return {
     exchange: {
       name: o.exchange,

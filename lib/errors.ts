@@ -11,10 +11,16 @@ export const ExitCode = {
   accessRefused: 5,
   brokerRefused: 6,
   notDelivered: 7,
+  /** consume: a handler failed for some messages (rejected or requeued); the run itself finished. */
+  notHandled: 8,
+  /** consume: the broker cancelled the consumer (queue deleted, vhost gone). */
+  cancelled: 9,
   /** Stopped by SIGINT before all input was sent; everything sent was confirmed (128 + 2). */
   interrupted: 130,
   /** The same for SIGTERM (128 + 15). */
   terminated: 143,
+  /** consume: the reader of stdout went away (`| head`); unwritten messages went back (128 + 13). */
+  readerGone: 141,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -51,9 +57,14 @@ export class DeliveryError extends KmqError {
   }
 }
 
-/** Replaces the password of any URL (amqp://, but also a mistyped http://) with `***`, wherever it appears in a text. */
-export function redactUrl(url: string): string {
-  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
+/**
+ * Replaces the password of any URL (amqp://, but also a mistyped http://) with `***`, wherever it
+ * appears in a text. Everything from the first `:` after the user name up to the LAST `@` of the
+ * text goes: a password with an unencoded `/`, `?`, `#`, space or `@` cannot end the mask early,
+ * whatever a URL parser made of it (over-masking a later `@` is the safe side).
+ */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:).*@/gis, "$1***@");
 }
 
 const hints: Record<string, string> = {
@@ -75,12 +86,22 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
   // the broker's reasons may hold Erlang terms spread over several lines
   const text = mask(raw, secret).replace(/\s+/g, " ").trim();
   const code = /\((\d{3})\)\s*$/.exec(text)?.[1];
-  const reason = /(?:closed: )?([A-Z_]{6,}) - (.*) \(\d{3}\)\s*$/.exec(text);
+  // "NAME - detail (code)", or a bare "NAME (code)" (RabbitMQ's INTERNAL_ERROR has no detail)
+  const reason = /(?:closed: )?([A-Z_]{6,})(?: - (.*))? \(\d{3}\)\s*$/.exec(text);
   if (reason) {
-    const [, name = "", detail = ""] = reason;
+    const [, name = "", detail = "no detail given"] = reason;
     const hint = hints[name] ?? "see the broker's log for details";
     if (name === "CONNECTION_FORCED") {
       return new KmqError(ExitCode.unreachable, `${what}: the broker closed the connection (${detail})`);
+    }
+    if (name === "NOT_IMPLEMENTED" && /automatic acknowledgement/.test(detail)) {
+      return new KmqError(ExitCode.usage, `${what}: a stream queue needs acknowledgements: drop --no-ack`);
+    }
+    if (name === "INTERNAL_ERROR") {
+      return new KmqError(
+        ExitCode.brokerRefused,
+        `${what}: the broker failed on it (INTERNAL_ERROR - ${detail}); see the broker's log`,
+      );
     }
     if (Number(code) >= 500 && name !== "NOT_ALLOWED") {
       // a protocol error is kmq's fault, not the user's: say so
@@ -110,7 +131,7 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
     );
   }
   if (
-    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENETDOWN|ECONNRESET|ECONNABORTED|EPIPE|timed? ?out|Socket closed|Socket not connected|socket hang up|Connection ended|TLS|SSL/i
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENETDOWN|ECONNRESET|ECONNABORTED|EPIPE|timed? ?out|Socket closed|Socket not connected|socket hang up|Connection ended|Connection closed|ended by the other party|TLS|SSL/i
       .test(text)
   ) {
     return new KmqError(

@@ -6,9 +6,27 @@
  * The same change as a patch upstream would be a "typed fields" option on the client.
  */
 import { AMQPView } from "@cloudamqp/amqp-client/amqp-view";
-import { type FieldValue, TypedField } from "./fields.ts";
+import { type FieldValue, MAX_DEPTH, RawField, TypedField } from "./fields.ts";
 
 let installed = false;
+/** How many tables and arrays the field being decoded sits in (the decoder recurses through them). */
+let depth = 0;
+
+/** A table or array: decoded, or past {@link MAX_DEPTH} kept as its wire bytes (no recursion). */
+function nested(view: AMQPView, at: number, kind: "F" | "A"): [FieldValue, number] {
+  const len = view.getUint32(at) + 4;
+  if (depth >= MAX_DEPTH) {
+    const start = view.byteOffset + at - 1; // the type tag too
+    return [new RawField(new Uint8Array(view.buffer.slice(start, start + 1 + len))), len];
+  }
+  depth++;
+  try {
+    const [v] = kind === "F" ? view.getTable(at) : view.getArray(at);
+    return [v as FieldValue, len];
+  } finally {
+    depth--;
+  }
+}
 
 function getField(this: AMQPView, byteOffset: number): [FieldValue, number] {
   let i = byteOffset;
@@ -77,15 +95,10 @@ function getField(this: AMQPView, byteOffset: number): [FieldValue, number] {
       i += len;
       break;
     }
-    case "A": {
-      const [a, len] = this.getArray(i);
-      v = a as FieldValue[];
-      i += len;
-      break;
-    }
+    case "A":
     case "F": {
-      const [t, len] = this.getTable(i);
-      v = t as { [key: string]: FieldValue };
+      const [n, len] = nested(this, i, type);
+      v = n;
       i += len;
       break;
     }

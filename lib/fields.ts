@@ -24,8 +24,18 @@ export class TypedField {
   constructor(readonly tag: FieldTag, readonly value: number | bigint | Uint8Array | Decimal) {}
 }
 
+/**
+ * A table or array nested deeper than {@link MAX_DEPTH} in a received header, kept as its wire
+ * bytes (type tag, length and content) so it is shown and passed on unchanged without decoding it.
+ * JSON: `{"$raw": "<base64 of those bytes>"}`.
+ */
+export class RawField {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 export type FieldValue =
   | string
+  | RawField
   | boolean
   | null
   | number
@@ -49,6 +59,7 @@ const JSON_NAMES: Record<FieldTag, string> = {
   x: "$bytes",
 };
 const TAGS_BY_NAME = new Map(Object.entries(JSON_NAMES).map(([tag, name]) => [name, tag as FieldTag]));
+const RAW = "$raw";
 /** A real table whose only key starts with `$` is wrapped, so it never reads as a typed value. */
 const TABLE = "$table";
 
@@ -67,6 +78,7 @@ function floatToJson(n: number): number | string {
 
 /** The JSON form of a header value (what `--format json` writes). */
 export function fieldToJson(v: FieldValue): unknown {
+  if (v instanceof RawField) return { [RAW]: Buffer.from(v.bytes).toString("base64") };
   if (v instanceof TypedField) {
     const name = JSON_NAMES[v.tag];
     switch (v.tag) {
@@ -111,9 +123,12 @@ export class FieldError extends Error {}
 
 function parseFloatJson(raw: unknown, name: string): number {
   if (typeof raw === "number") return raw;
-  // RabbitMQ (Erlang) cannot hold these and closes the connection; other brokers may
-  if (raw === "NaN" || raw === "Infinity" || raw === "-Infinity") return Number(raw);
-  throw new FieldError(`${name} takes a number (or "NaN", "Infinity", "-Infinity")`);
+  // RabbitMQ (Erlang) has no NaN or Infinity: such a header crashes the broker's side of the
+  // connection on every attempt, so it is refused here, before anything is sent
+  if (raw === "NaN" || raw === "Infinity" || raw === "-Infinity") {
+    throw new FieldError(`${name} ${raw} cannot be sent: RabbitMQ refuses NaN and Infinity; use a number`);
+  }
+  throw new FieldError(`${name} takes a number`);
 }
 
 function typedFromJson(tag: FieldTag, name: string, raw: unknown): TypedField {
@@ -147,7 +162,7 @@ function typedFromJson(tag: FieldTag, name: string, raw: unknown): TypedField {
       return new TypedField("D", { scale: frac.length, value: value === 0 ? 0 : value });
     }
     case "x":
-      if (typeof raw !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(raw)) {
+      if (typeof raw !== "string" || !BASE64.test(raw)) {
         throw new FieldError(`${name} takes base64 text`);
       }
       return new TypedField("x", new Uint8Array(Buffer.from(raw, "base64")));
@@ -161,16 +176,29 @@ function typedFromJson(tag: FieldTag, name: string, raw: unknown): TypedField {
   }
 }
 
+/**
+ * Tables and arrays nest at most this deep, on the way in and out: deeper values would overflow
+ * the stack of a recursive codec (kmq's and other clients'), and no real header needs them.
+ */
+export const MAX_DEPTH = 100;
+
 /** Reads a header value from its JSON form; throws FieldError naming the problem. */
-export function fieldFromJson(v: unknown): FieldValue {
+export function fieldFromJson(v: unknown, depth = 0): FieldValue {
   if (v === null || typeof v === "string" || typeof v === "boolean") return v;
+  const deeper = (): number => {
+    if (depth >= MAX_DEPTH) throw new FieldError(`nested deeper than ${MAX_DEPTH} tables or arrays`);
+    return depth + 1;
+  };
   if (typeof v === "number") {
     if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
       throw new FieldError(`${v} is beyond JSON's safe integers: write it as {"$int64": "${BigInt(v)}"}`);
     }
     return v;
   }
-  if (Array.isArray(v)) return v.map(fieldFromJson);
+  if (Array.isArray(v)) {
+    const next = deeper();
+    return v.map((x) => fieldFromJson(x, next));
+  }
   if (typeof v === "object") {
     const entries = Object.entries(v as Record<string, unknown>);
     if (entries.length === 1) {
@@ -179,29 +207,48 @@ export function fieldFromJson(v: unknown): FieldValue {
         if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
           throw new FieldError(`${TABLE} takes an object`);
         }
-        return tableFromJson(raw);
+        return tableFromJson(raw, deeper());
       }
+      if (name === RAW) return rawFromJson(raw);
       const tag = TAGS_BY_NAME.get(name);
       if (tag) return typedFromJson(tag, name, raw);
       if (name.startsWith("$")) {
         throw new FieldError(
           `unknown typed value '${name}' (known: ${
-            [...TAGS_BY_NAME.keys()].join(", ")
+            [...TAGS_BY_NAME.keys(), RAW].join(", ")
           }; wrap a table in ${TABLE})`,
         );
       }
     }
-    return tableFromJson(v);
+    return tableFromJson(v, deeper());
   }
   throw new FieldError(`unsupported header value ${JSON.stringify(v)}`);
 }
 
-export function tableFromJson(v: object): FieldTable {
+/** `{"$raw": base64}`: a whole table (F) or array (A) as wire bytes, checked for a consistent length. */
+function rawFromJson(raw: unknown): RawField {
+  const bytes = typeof raw === "string" && BASE64.test(raw) ? Buffer.from(raw, "base64") : undefined;
+  const kind = bytes?.[0];
+  if (
+    !bytes || bytes.length < 5 || (kind !== 0x46 && kind !== 0x41) ||
+    bytes.readUInt32BE(1) !== bytes.length - 5
+  ) {
+    throw new FieldError(`${RAW} takes the base64 of a table or array as AMQP encodes it`);
+  }
+  return new RawField(new Uint8Array(bytes));
+}
+
+/** Standard base64 with whole 4-character groups (Node's decoder would skip anything else). */
+export const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export function tableFromJson(v: object, depth = 0): FieldTable {
   const out: FieldTable = {};
   for (const [k, x] of Object.entries(v)) {
     try {
-      out[k] = fieldFromJson(x);
+      out[k] = fieldFromJson(x, depth);
     } catch (err) {
+      // only the innermost key: a path 100 levels long would not fit one line
+      if (err instanceof FieldError && err.message.startsWith("'")) throw err;
       throw new FieldError(`'${k}': ${(err as Error).message}`);
     }
   }

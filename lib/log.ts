@@ -1,4 +1,5 @@
 import process from "node:process";
+import { redactUrl } from "./errors.ts";
 
 /** Diagnostics go to stderr, so stdout carries only message data. */
 export interface Log {
@@ -9,7 +10,8 @@ export interface Log {
 }
 
 export function stderrLog(verbose: boolean): Log {
-  const write = (line: string) => process.stderr.write(`kmq: ${line}\n`);
+  // every line is masked: a URL may reach a message through an error text kmq does not control
+  const write = (line: string) => process.stderr.write(`kmq: ${redactUrl(line)}\n`);
   return {
     info: verbose ? write : () => {},
     warn: write,

@@ -1,6 +1,7 @@
+import { fstatSync } from "node:fs";
 import type { ProduceOptions } from "./cli.ts";
 import { topologyFrom } from "./declarations.ts";
-import { ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
+import { DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { type OutMessage, Publisher } from "./publisher.ts";
 import { parseRecord, RecordError } from "./records.ts";
@@ -12,6 +13,7 @@ import {
   fromFiles,
   fromLines,
   fromWholeStream,
+  stdinChunks,
 } from "./sources.ts";
 import type { MessageProperties } from "./wire.ts";
 
@@ -81,35 +83,57 @@ export function readBodies(
   if (o.messages.length > 0) return fromArguments(o.messages);
   if (o.files.length > 0) return fromFiles(o.files);
   const stdin = openStdin();
+  if (isDirectory(0)) {
+    throw new InputError("standard input is a directory: redirect a file (< file.txt) or use --file");
+  }
   if (stdin.isTTY === true) {
     throw new UsageError(
       "no message given: pass it as an argument, pipe it on stdin, or use --file; run 'kmq produce --help' for usage",
     );
   }
   // a quiet stdin must not hold up a stop: each read (a chunk, not a line) gives way to it
-  const chunks = until(stdin, stop);
-  return o.lines || o.jsonl ? fromLines(chunks) : fromWholeStream(chunks);
+  const chunks = until(stdinChunks(stdin), stop);
+  // a record carries its body as base64 (4/3 of it) plus its properties
+  const lineMax = o.jsonl ? Math.ceil(o.maxMessageSize * 4 / 3) + 1024 * 1024 : o.maxMessageSize;
+  return o.lines || o.jsonl ? fromLines(chunks, lineMax) : fromWholeStream(chunks, o.maxMessageSize);
+}
+
+function isDirectory(fd: number): boolean {
+  try {
+    return fstatSync(fd).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Turns each input body into a message: a plain body, or a --jsonl record with the options on top. */
 async function* messages(
   o: ProduceOptions,
   input: AsyncIterable<Body> | Iterable<Body>,
+  log: Log,
 ): AsyncGenerator<OutMessage> {
-  if (!o.jsonl) {
-    const properties = propertiesFrom(o, false);
-    for await (const body of input) {
-      if (o.json) checkJson(body);
-      yield {
-        exchange: o.topology.exchange,
-        routingKey: o.routingKey,
-        properties,
-        body: body.bytes,
-        origin: body.origin,
-      };
+  if (o.jsonl) return yield* records(o, input);
+  const properties = propertiesFrom(o, false);
+  for await (const body of input) {
+    if (o.json) checkJson(body);
+    if (body.unterminated && o.lines) {
+      log.warn(`${body.origin}, the last, has no newline at the end: sent as a message all the same`);
     }
-    return;
+    yield {
+      exchange: o.topology.exchange,
+      routingKey: o.routingKey,
+      properties,
+      body: body.bytes,
+      origin: body.origin,
+    };
   }
+}
+
+/** --jsonl: each line is a record; the options given on the command line win over its fields. */
+async function* records(
+  o: ProduceOptions,
+  input: AsyncIterable<Body> | Iterable<Body>,
+): AsyncGenerator<OutMessage> {
   const override = propertiesFrom(o, true);
   const decoder = new TextDecoder("utf-8", { fatal: true });
   for await (const body of input) {
@@ -119,6 +143,11 @@ async function* messages(
       record = parseRecord(decoder.decode(body.bytes));
     } catch (err) {
       const why = err instanceof RecordError ? err.message : "not valid UTF-8";
+      if (body.unterminated && why.startsWith("not valid JSON")) {
+        throw new InputError(
+          `${body.origin} is cut off: the input ended in the middle of it, without a newline (${why})`,
+        );
+      }
       throw new InputError(`${body.origin} is not a valid record: ${why}`);
     }
     const properties = { ...record.properties, ...override };
@@ -149,7 +178,7 @@ async function* repeated(source: AsyncIterable<OutMessage>, times: number): Asyn
 export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void> {
   const input = readBodies(o, io.stdin, io.stop);
   if (o.json) { for (const body of fromArguments(o.messages)) checkJson(body); }
-  await checkFiles(o.files);
+  await checkFiles(o.files, o.maxMessageSize);
 
   // a dump names its own exchanges: declare only what the command line names
   const topologyOptions = o.jsonl && !o.given.has("exchange")
@@ -168,37 +197,11 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
   const progress = !o.quiet && io.stderr.isTTY === true
     ? liveProgress(publisher, started, io.stderr)
     : undefined;
+  const stopTimer = boundStop(o, publisher, io.stop);
   try {
-    let stopped: KmqError | undefined;
-    try {
-      let sent = 0;
-      for await (const msg of repeated(messages(o, input), o.repeat)) {
-        if (io.stop?.aborted) break;
-        if (o.rate !== undefined) await pace(sent, o.rate, started);
-        await publisher.publish(msg);
-        sent++;
-      }
-    } catch (err) {
-      if (!(err instanceof KmqError)) throw err;
-      stopped = err;
-    }
-    await publisher.drain();
-    if (stopped instanceof InputError && (o.lines || o.jsonl)) {
-      throw new InputError(
-        `${stopped.message}; the ${publisher.delivered} message(s) before it were published and confirmed`,
-      );
-    }
-    if (stopped) throw stopped;
-    publisher.check();
-    if (io.stop?.aborted) {
-      const signal = String(io.stop.reason);
-      throw new KmqError(
-        signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated,
-        `stopped by ${signal}: the ${publisher.delivered} message(s) sent were all confirmed; the rest of the input was not sent`,
-      );
-    }
-    if (publisher.counts.published === 0) throw new InputError("nothing to send: standard input was empty");
+    await publishAll(o, io, publisher, started, input);
   } finally {
+    stopTimer.dispose();
     clearInterval(progress);
     if (progress) io.stderr.write("\r\x1b[K");
     await publisher.close();
@@ -206,6 +209,70 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
       io.log.warn(summary(publisher, started));
     }
   }
+}
+
+/** Sends the input, waits for every confirm, and throws what went wrong (with what was confirmed). */
+async function publishAll(
+  o: ProduceOptions,
+  io: ProduceIo,
+  publisher: Publisher,
+  started: number,
+  input: AsyncIterable<Body> | Iterable<Body>,
+): Promise<void> {
+  let stopped: KmqError | undefined;
+  try {
+    let sent = 0;
+    for await (const msg of repeated(messages(o, input, io.log), o.repeat)) {
+      if (io.stop?.aborted) break;
+      if (o.rate !== undefined) await pace(sent, o.rate, started);
+      await publisher.publish(msg);
+      sent++;
+    }
+  } catch (err) {
+    if (!(err instanceof KmqError)) throw err;
+    stopped = err;
+  }
+  await publisher.drain();
+  if (stopped instanceof InputError && publisher.counts.published > 0) {
+    throw new InputError(
+      `${stopped.message}; the ${publisher.delivered} message(s) before it were published and confirmed`,
+    );
+  }
+  if (stopped) throw stopped;
+  publisher.check();
+  if (io.stop?.aborted) {
+    const signal = String(io.stop.reason);
+    throw new KmqError(
+      signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated,
+      `stopped by ${signal}: the ${publisher.delivered} message(s) sent were all confirmed; the rest of the input was not sent`,
+    );
+  }
+  if (publisher.counts.published === 0) throw new InputError("nothing to send: standard input was empty");
+}
+
+/**
+ * After a stop signal, confirms get --stop-timeout seconds to come (a memory alarm or a full
+ * queue that rejects may hold them back forever); then kmq gives up waiting: exit 7 naming them.
+ */
+function boundStop(o: ProduceOptions, publisher: Publisher, stop?: AbortSignal): { dispose(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onStop = () => {
+    timer = setTimeout(() => {
+      publisher.abandon(
+        new DeliveryError(
+          `stopped by ${String(stop?.reason)}: no confirm within --stop-timeout ${o.stopTimeout} s; ` +
+            publisher.progress(),
+        ),
+      );
+    }, o.stopTimeout * 1000);
+  };
+  stop?.addEventListener("abort", onStop, { once: true });
+  return {
+    dispose: () => {
+      clearTimeout(timer);
+      stop?.removeEventListener("abort", onStop);
+    },
+  };
 }
 
 /** Sleeps just enough to keep the sending rate at or under `rate` messages per second. */

@@ -15,6 +15,8 @@ import {
 export const DEFAULT_WINDOW = 5000;
 /** Unconfirmed body bytes in flight at most (at least one message always goes). */
 export const DEFAULT_WINDOW_BYTES = 4 * 1024 * 1024;
+/** The same connection loss this many times in a row, with no confirm in between, is final. */
+const MAX_REPEATED_LOSSES = 5;
 /** Frames are gathered up to this size and written to the socket in one call. */
 const WRITE_BATCH_BYTES = 128 * 1024;
 
@@ -90,6 +92,8 @@ export class Publisher {
   private fatal?: KmqError;
   private closing = false;
   private blocked?: Promise<void>;
+  /** Connection losses in a row with the same reason and no confirm in between. */
+  private repeatedLosses = { reason: "", count: 0 };
   private propsCache = new WeakMap<MessageProperties, Uint8Array>();
   private readonly window: number;
   private readonly windowBytes: number;
@@ -204,6 +208,25 @@ export class Publisher {
     );
   }
 
+  /**
+   * Stops waiting: whatever publish(), drain() or a reconnect waits on ends with `err` (used when
+   * confirms do not come within --stop-timeout after a stop signal).
+   */
+  abandon(err: KmqError): void {
+    this.fatal ??= err;
+    this.unblock?.();
+    this.blocked = undefined;
+    this.wakeUp();
+  }
+
+  /** Where publishing stands, for a failure's message: confirmed, and the first unconfirmed. */
+  progress(): string {
+    const first = this.firstUnconfirmed();
+    const waiting = this.inflightCount();
+    return `${this.delivered} message(s) confirmed` +
+      (first ? `; ${waiting} unconfirmed, the first of them ${first.origin}` : "");
+  }
+
   /** Messages confirmed as delivered (a returned message is confirmed too, but not delivered). */
   get delivered(): number {
     return this.counts.confirmed - this.counts.returned;
@@ -297,6 +320,7 @@ export class Publisher {
   }
 
   private onConfirm(tag: number, multiple: boolean, nack: boolean): void {
+    this.repeatedLosses.count = 0;
     const settle = (e: InFlight) => {
       this.inflightBytes -= e.msg.body.length;
       if (nack) {
@@ -375,41 +399,60 @@ export class Publisher {
   private onChannelClosed(reason: string): void {
     // the client reports a closed connection here too; ondisconnect handles that
     if (!/^channel \d+ closed/.test(reason) || this.closing) return;
+    if (!this.fatal) {
+      const input = this.inputAtFault(reason);
+      const refused = classifyError(
+        new Error(reason.replace(/^channel \d+ closed: /, "")),
+        this.where(reason),
+      );
+      this.fatal = input ?? new KmqError(refused.exitCode, `${refused.message}; ${this.progress()}`);
+    }
+    this.wakeUp();
+  }
+
+  /**
+   * A channel the broker closed because of one message's data (too big, a foreign user_id) is bad
+   * input (exit 3) naming that message.
+   */
+  private inputAtFault(reason: string): InputError | undefined {
+    const unconfirmed = this.inflight.slice(this.head);
     const tooBig = /message size (\d+) is larger than configured max size (\d+)/.exec(reason);
     if (tooBig) {
       const [size, max] = [Number(tooBig[1]), Number(tooBig[2])];
-      const unconfirmed = this.inflight.slice(this.head);
       const culprit = unconfirmed.find((e) => e.msg.body.length === size) ??
         unconfirmed.find((e) => e.msg.body.length > max);
-      this.fatal ??= new InputError(
+      return new InputError(
         `${culprit?.msg.origin ?? "a message"} is ${size} bytes, over the broker's max message size of ` +
           `${max} bytes: split it or raise max_message_size; ${this.delivered} message(s) confirmed so far`,
       );
     }
-    this.fatal ??= classifyError(new Error(reason.replace(/^channel \d+ closed: /, "")), this.where());
-    this.wakeUp();
+    const userId = /user_id property set to '(.*)' but authenticated user was '(.*)'/.exec(reason);
+    if (userId) {
+      const culprit = unconfirmed.find((e) => e.msg.properties.userId === userId[1]);
+      return new InputError(
+        `${culprit?.msg.origin ?? "a message"} has user_id '${userId[1]}', but the broker only takes ` +
+          `the connected user's ('${userId[2]}'): drop user_id or connect as that user; ${this.progress()}`,
+      );
+    }
+    return undefined;
   }
 
-  private where(): string {
-    const { exchange } = this.o.topology;
-    return exchange.name === "" ? "publishing" : `publishing to exchange '${exchange.name}'`;
+  /** The step that failed: the exchange a refusal names (a record's own, with --jsonl) and its first message. */
+  private where(reason = ""): string {
+    const named = /no exchange '([^']*)'|exchange '([^']*)'/.exec(reason);
+    const name = named ? (named[1] ?? named[2] ?? "") : this.o.topology.exchange.name;
+    const culprit = named
+      ? this.inflight.slice(this.head).find((e) => e.msg.exchange === name)?.msg.origin
+      : undefined;
+    const target = name === "" ? "publishing" : `publishing to exchange '${name}'`;
+    return culprit ? `${target} (${culprit})` : target;
   }
 
   private onLost(err: unknown): void {
     if (this.closing || this.lost) return;
     const classified = classifyError(err, "connection lost");
-    // the broker refusing (auth, a declaration) or a protocol error is final; anything else is
-    // the network or a restarting broker, worth another connection
-    const final = classified.exitCode === ExitCode.accessRefused ||
-      classified.exitCode === ExitCode.brokerRefused || /kmq bug/.test(classified.message);
-    if (final) {
-      this.fatal ??= classified;
-    } else if (!this.o.confirm) {
-      this.fatal ??= new DeliveryError(
-        `connection lost after ${this.counts.published} messages were sent (${classified.message}); ` +
-          "with --no-confirm kmq cannot tell which of them arrived",
-      );
-    } else {
+    this.fatal ??= this.finalLoss(classified);
+    if (!this.fatal) {
       this.lost = err;
       // said now, not when the next message comes: stdin may be quiet for a long time
       this.o.log.warn(
@@ -420,6 +463,32 @@ export class Publisher {
     }
     this.blocked = undefined;
     this.wakeUp();
+  }
+
+  /**
+   * Only the network or a restarting broker (exit 4) is worth another connection. The broker
+   * refusing or failing (auth, a declaration, a header it cannot hold), and the same loss again
+   * and again with no confirm in between, are final: resending would repeat them forever.
+   */
+  private finalLoss(classified: KmqError): KmqError | undefined {
+    if (classified.exitCode !== ExitCode.unreachable) {
+      return new KmqError(classified.exitCode, `${classified.message}; ${this.progress()}`);
+    }
+    if (!this.o.confirm) {
+      return new DeliveryError(
+        `connection lost after ${this.counts.published} messages were sent (${classified.message}); ` +
+          "with --no-confirm kmq cannot tell which of them arrived",
+      );
+    }
+    const repeated = this.repeatedLosses;
+    repeated.count = repeated.reason === classified.message ? repeated.count + 1 : 1;
+    repeated.reason = classified.message;
+    if (repeated.count < MAX_REPEATED_LOSSES) return undefined;
+    return new KmqError(
+      ExitCode.brokerRefused,
+      `${classified.message.replace(/; check that.*$/, "")}, ${repeated.count} times in a row with no ` +
+        `message confirmed in between: giving up (resending would repeat it); ${this.progress()}`,
+    );
   }
 
   private onBlocked(reason: string): void {
@@ -448,6 +517,7 @@ export class Publisher {
     let last: unknown = this.lost;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+      this.throwIfFatal(); // abandoned while waiting
       delay = Math.min(delay * 2, 5000);
       try {
         this.link = await this.connectOnce();
@@ -455,8 +525,8 @@ export class Publisher {
       } catch (err) {
         last = err;
         if (err instanceof KmqError && err.exitCode !== ExitCode.unreachable) {
-          this.fatal = err;
-          throw err;
+          this.fatal = new KmqError(err.exitCode, `${err.message}; ${this.progress()}`);
+          throw this.fatal;
         }
       }
     }

@@ -3,7 +3,7 @@
  * so a dump replays with every property, header type and body byte.
  */
 import { Buffer } from "node:buffer";
-import { FieldError, tableFromJson } from "./fields.ts";
+import { BASE64, FieldError, tableFromJson } from "./fields.ts";
 import type { MessageProperties } from "./wire.ts";
 
 export interface ParsedRecord {
@@ -27,6 +27,32 @@ const STRING_PROPS = {
   app_id: "appId",
 } as const;
 
+/** What a record may hold: `kmq consume -o json` writes these (a typo must not be ignored). */
+const RECORD_KEYS = new Set([
+  "exchange",
+  "routing_key",
+  "redelivered",
+  "properties",
+  "body",
+  "body_base64",
+]);
+const PROPERTY_KEYS = new Set([
+  ...Object.keys(STRING_PROPS),
+  "delivery_mode",
+  "priority",
+  "timestamp",
+  "headers",
+]);
+
+function refuseUnknown(keys: string[], known: Set<string>, where: string): void {
+  const unknown = keys.find((k) => !known.has(k));
+  if (unknown !== undefined) {
+    throw new RecordError(
+      `unknown key '${unknown}'${where} (known: ${[...known].join(", ")})`,
+    );
+  }
+}
+
 function octet(v: unknown, name: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 255) {
     throw new RecordError(`properties.${name} must be an integer from 0 to 255`);
@@ -40,6 +66,7 @@ export function parseProperties(p: unknown): MessageProperties {
     throw new RecordError("properties must be an object");
   }
   const src = p as Record<string, unknown>;
+  refuseUnknown(Object.keys(src), PROPERTY_KEYS, " in properties");
   const out: MessageProperties = {};
   for (const [json, key] of Object.entries(STRING_PROPS)) {
     const v = src[json];
@@ -47,7 +74,15 @@ export function parseProperties(p: unknown): MessageProperties {
     if (typeof v !== "string") throw new RecordError(`properties.${json} must be a string`);
     out[key] = v;
   }
-  if (src.delivery_mode !== undefined) out.deliveryMode = octet(src.delivery_mode, "delivery_mode");
+  if (out.expiration !== undefined && !/^\d{1,10}$/.test(out.expiration)) {
+    throw new RecordError("properties.expiration must be a whole number of milliseconds, as a string");
+  }
+  if (src.delivery_mode !== undefined) {
+    out.deliveryMode = octet(src.delivery_mode, "delivery_mode");
+    if (out.deliveryMode !== 1 && out.deliveryMode !== 2) {
+      throw new RecordError("properties.delivery_mode must be 1 (transient) or 2 (persistent)");
+    }
+  }
   if (src.priority !== undefined) out.priority = octet(src.priority, "priority");
   if (src.timestamp !== undefined) {
     if (!Number.isSafeInteger(src.timestamp)) {
@@ -81,6 +116,7 @@ export function parseRecord(line: string): ParsedRecord {
     throw new RecordError("a record must be a JSON object");
   }
   const r = v as Record<string, unknown>;
+  refuseUnknown(Object.keys(r), RECORD_KEYS, "");
   const hasBody = r.body !== undefined;
   const hasBase64 = r.body_base64 !== undefined;
   if (hasBody === hasBase64) throw new RecordError("a record needs exactly one of 'body' and 'body_base64'");
@@ -91,8 +127,8 @@ export function parseRecord(line: string): ParsedRecord {
     }
     body = new Uint8Array(Buffer.from(r.body, "utf-8"));
   } else {
-    if (typeof r.body_base64 !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(r.body_base64)) {
-      throw new RecordError("'body_base64' must be base64 text");
+    if (typeof r.body_base64 !== "string" || !BASE64.test(r.body_base64)) {
+      throw new RecordError("'body_base64' must be base64 text (whole groups of 4 characters)");
     }
     body = new Uint8Array(Buffer.from(r.body_base64, "base64"));
   }

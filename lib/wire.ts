@@ -7,7 +7,7 @@
  * messages go out in one socket write.
  */
 import { Buffer } from "node:buffer";
-import { type Decimal, type FieldTable, type FieldValue, TypedField } from "./fields.ts";
+import { type Decimal, type FieldTable, type FieldValue, RawField, TypedField } from "./fields.ts";
 
 /** The properties kmq publishes; `timestamp` is seconds since the epoch, as on the wire. */
 export interface MessageProperties {
@@ -123,6 +123,7 @@ export function writeField(w: ByteWriter, v: FieldValue | undefined | bigint | D
     return tag(w, "d"), w.f64(v);
   }
   if (v instanceof TypedField) return writeTyped(w, v);
+  if (v instanceof RawField) return w.bytes(v.bytes);
   if (v instanceof Uint8Array) return tag(w, "x"), w.u32(v.length), w.bytes(v);
   if (v instanceof Date) return tag(w, "T"), w.i64(BigInt(Math.floor(v.getTime() / 1000)));
   if (Array.isArray(v)) {

@@ -128,7 +128,7 @@ Deno.test("consume --accept: other content types are rejected without requeue an
   });
 });
 
-Deno.test("consume: SIGINT stops cleanly with exit 0 and loses nothing", async () => {
+Deno.test("consume: SIGINT stops cleanly with exit 130 and loses nothing", async () => {
   await withPair(async ({ ex, q }, client) => {
     const total = 3000;
     await fill(ex, Array.from({ length: total }, (_, i) => `n${i}`));
@@ -136,7 +136,11 @@ Deno.test("consume: SIGINT stops cleanly with exit 0 and loses nothing", async (
     await consumer.waitForLines(10);
     consumer.kill("SIGINT");
     const r = await consumer.result();
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 130, r.stderr);
+    assertMatch(
+      r.stderr,
+      /stopped by SIGINT: \d+ message\(s\) written and settled; the rest stay in the queue/,
+    );
     const printed = r.stdout.trimEnd().split("\n");
     const left = (await drain(client, q)).map((m) => m.bodyToString() ?? "");
     // every message was either printed (and acked) or is still in the queue
@@ -168,8 +172,9 @@ Deno.test("consume -q '': a server-named queue taps a fanout exchange", async ()
       consumer.kill("SIGTERM");
     }
     const r = await consumer.result();
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 143, r.stderr);
     assertMatch(r.stderr, /consuming from queue 'amq\.gen-/);
+    assertMatch(r.stderr, /the queue is deleted with this consumer/);
   });
 });
 
@@ -264,7 +269,8 @@ Deno.test("consume --decode: gzip and deflate bodies come out plain; one that do
     await publishRaw(client, ex, "k", new Uint8Array([1, 2, 3]), { contentEncoding: "gzip" });
     await publishRaw(client, ex, "k", deflateSync("deflated text"), { contentEncoding: "deflate" });
     const r = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "2", "--decode", "-o", "json"]);
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 8, r.stderr);
+    assertMatch(r.stderr, /1 message\(s\) not handled: they could not be shown/);
     const records = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
     assertEquals(records.map((x) => x.body), ["zipped text", "deflated text"]);
     // the body is no longer encoded, so the record no longer says it is

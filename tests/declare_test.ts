@@ -55,7 +55,7 @@ Deno.test("declare: --no-durable, --auto-delete and -t shape the entities", asyn
     } finally {
       consumer.kill("SIGTERM");
     }
-    assertEquals((await consumer.result()).code, 0);
+    assertEquals((await consumer.result()).code, 143);
   });
 });
 
@@ -68,7 +68,7 @@ Deno.test("consume --exclusive: the queue belongs to kmq's connection", async ()
     } finally {
       consumer.kill("SIGTERM");
     }
-    assertEquals((await consumer.result()).code, 0);
+    assertEquals((await consumer.result()).code, 143);
   });
 });
 
@@ -96,8 +96,8 @@ Deno.test("connections carry their name and a 30 s heartbeat; the URL can change
       consumer.kill("SIGTERM");
       named.kill("SIGTERM");
     }
-    assertEquals((await consumer.result()).code, 0);
-    assertEquals((await named.result()).code, 0);
+    assertEquals((await consumer.result()).code, 143);
+    assertEquals((await named.result()).code, 143);
   });
 });
 

@@ -402,7 +402,7 @@ Deno.test("a message over the broker's max message size: exit 3 naming it", asyn
   try {
     await ctl("set_permissions", "-p", "/", USER, ".*", ".*", ".*");
     await setMax(1024 * 1024);
-    const lines = ["small", "b".repeat(1024 * 1024 + 1), "after"].join("\n");
+    const lines = ["small", "b".repeat(1024 * 1024 + 1), "after"].join("\n") + "\n";
     const r = await run(["produce", "-l", "-e", "", "-r", q, "-q", q], {
       env: { KMQ_URL: URL_OK },
       stdin: lines,

@@ -35,7 +35,11 @@ Deno.test("handler: exit 0 acks, 75 requeues, other statuses and signals reject 
       "--",
       `${HANDLERS}verdict.sh`,
     ]);
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 8, r.stderr);
+    assertMatch(
+      r.stderr,
+      /3 message\(s\) not handled: the command failed for them .*; 2 message\(s\) handled$/m,
+    );
     assertEquals(r.stdout.split("\n").filter(Boolean).sort(), ["handled again on redelivery", "handled ok"]);
     assertMatch(r.stderr, /handler exit status 75 for the message with routing key '.*': requeued/);
     assertMatch(r.stderr, /handler exit status 3 for the message with routing key '.*': rejected/);
@@ -179,7 +183,7 @@ Deno.test("handler --exec-timeout: a command that runs too long is killed and it
       "sleep",
       "30",
     ]);
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 8, r.stderr);
     assertMatch(r.stderr, /handler killed after --exec-timeout 0.5 s .*: requeued/);
     const [m] = await drain(client, q);
     assertEquals([m?.bodyToString(), m?.redelivered], ["slow", true]);
@@ -192,7 +196,7 @@ Deno.test("handler: a command that does not exist is exit 2, and the message sta
     const p = await run(["produce", "-e", "", "-r", q, "-q", q, "kept"]);
     assertEquals(p.code, 0, p.stderr);
     const r = await run(["consume", "-e", "", "-q", q, "--", "no-such-command-kmq"]);
-    assertFailure(r, 2, /command 'no-such-command-kmq' not found: check the command after --/);
+    assertFailure(r, 2, /command 'no-such-command-kmq' not found in PATH: check the command after --/);
     assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["kept"]);
   });
 });

@@ -202,7 +202,7 @@ Deno.test("consume with a command keeps working across a restart of its broker (
     const seen = seenNow();
     consumer.kill("SIGTERM");
     const r = await consumer.result();
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 143, r.stderr);
     assertMatch(r.stderr, /reconnecting[\s\S]*reconnected/);
     for (const body of [...before, ...after]) assert(seen.has(body), `${body} was handled`);
   } finally {

@@ -66,7 +66,7 @@ Deno.test({
         } finally {
           consumer.kill("SIGTERM");
           const r = await consumer.result();
-          assertEquals(r.code, 0, r.stderr);
+          assertEquals(r.code, 143, r.stderr);
         }
       });
 

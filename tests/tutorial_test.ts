@@ -23,7 +23,7 @@ Deno.test("tutorial: kmq consume then kmq produce 'Hello World!' with no flags",
       consumer.kill("SIGINT");
     }
     const r = await consumer.result();
-    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.code, 130, r.stderr);
     assertEquals(r.stdout, "Hello World!\n");
   });
 });

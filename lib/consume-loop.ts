@@ -1,0 +1,191 @@
+/**
+ * One consumer on one channel: takes deliveries into an inbox and hands them to a subclass that
+ * prints them ({@link PrintLoop}) or runs a command per message (command-loop.ts). It ends on
+ * --count, --idle-timeout, a stop signal, the reader of stdout going away, or the broker
+ * cancelling it; what it handled, failed and why it ended make kmq's exit code.
+ */
+import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
+import type { Writable } from "node:stream";
+import type { ConsumeOptions } from "./cli.ts";
+import { classifyError, ExitCode, KmqError } from "./errors.ts";
+import type { Log } from "./log.ts";
+import { gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+
+export interface ConsumeIo {
+  /** Message data goes here; nothing else does. */
+  stdout: Writable;
+  log: Log;
+  /** Aborted on SIGINT/SIGTERM: finish the message in hand, then stop cleanly. */
+  stop: AbortSignal;
+}
+
+/** Why a loop ended, beyond the ordinary (--count, --idle-timeout, a stop signal). */
+export type LoopEnd = "done" | "readerGone";
+
+/** Writes to stdout; a failure is a KmqError, never mistaken for a lost connection (and retried). */
+export function write(out: Writable, bytes: Uint8Array): Promise<void> {
+  const failed = (err: Error) =>
+    new KmqError(ExitCode.unexpected, `writing to stdout: ${err.message}`, { cause: err });
+  return new Promise((resolve, reject) => {
+    try {
+      out.write(bytes, (err) => (err ? reject(failed(err)) : resolve()));
+    } catch (err) {
+      reject(failed(err as Error)); // some runtimes throw instead of calling back
+    }
+  });
+}
+
+/** A failed {@link write} because the reader went away (`| head`). */
+export const readerGone = (err: unknown) => {
+  const code = (err as { cause?: { code?: string } }).cause?.code;
+  return code === "EPIPE" || code === "ERR_STREAM_DESTROYED";
+};
+
+export abstract class ConsumeLoop {
+  protected readonly inbox: AMQPMessage[] = [];
+  private notify?: () => void;
+  protected stopping = false;
+  protected failure?: unknown;
+  /** Messages written or handled by the command: what --count counts, across reconnects. */
+  handled = 0;
+  /** Messages a command failed on (rejected or requeued), or whose body did not decode. */
+  failed = 0;
+  end: LoopEnd = "done";
+  private idleTimer?: ReturnType<typeof setTimeout>;
+  protected readonly prefetch: number;
+  /** Broker-side auto-ack; with --no-ack and --count kmq acks on receipt instead, so prefetch holds. */
+  protected readonly brokerAck: boolean;
+
+  constructor(
+    protected readonly channel: AMQPChannel,
+    protected readonly queue: string,
+    protected readonly o: ConsumeOptions,
+    protected readonly io: ConsumeIo,
+  ) {
+    this.prefetch = Math.min(
+      Math.max(o.prefetch, o.command.length > 0 ? o.concurrency : 0),
+      o.count ?? Infinity,
+    );
+    this.brokerAck = !o.ack && o.count === undefined;
+  }
+
+  /** Takes messages and hands them on until the loop has a reason to end. */
+  protected abstract process(): Promise<void>;
+  /** After the consumer is cancelled: settle or write what is still pending. */
+  protected abstract finish(): Promise<void>;
+
+  async run(): Promise<void> {
+    const { channel, io } = this;
+    try {
+      await channel.basicQos(this.prefetch);
+    } catch (err) {
+      throw classifyError(err, "setting the prefetch");
+    }
+    const onStop = () => this.stop();
+    io.stop.addEventListener("abort", onStop);
+    try {
+      const consumer = await this.consume();
+      this.armIdleTimer();
+      await this.process();
+      if (this.failure) throw this.failure;
+      await consumer.cancel().catch(() => {});
+      await this.finish();
+    } catch (err) {
+      if (err instanceof KmqError) throw err;
+      throw classifyError(err, `consuming from queue '${this.queue}'`);
+    } finally {
+      clearTimeout(this.idleTimer);
+      io.stop.removeEventListener("abort", onStop);
+    }
+  }
+
+  private async consume() {
+    let consumer;
+    try {
+      consumer = await this.channel.basicConsume(this.queue, { noAck: this.brokerAck }, (msg) => {
+        this.inbox.push(msg);
+        this.wakeUp();
+      });
+    } catch (err) {
+      throw classifyError(err, `consuming from queue '${this.queue}'`);
+    }
+    this.io.log.info(`consuming from queue '${this.queue}' (prefetch ${this.prefetch})`);
+    consumer.wait().then(
+      () => this.stop(),
+      (err) => {
+        this.failure ??= /cancelled by the server/i.test(String((err as Error)?.message))
+          ? new KmqError(
+            ExitCode.cancelled,
+            `the broker cancelled the consumer of queue '${this.queue}' (the queue was deleted, or its node ` +
+              `went away) after ${this.handled} message(s); declare the queue again, then rerun`,
+          )
+          : err;
+        this.stop();
+      },
+    );
+    return consumer;
+  }
+
+  /** Waits until a delivery, a stop or the end of a running job wakes the loop. */
+  protected sleep(): Promise<void> {
+    return new Promise<void>((resolve) => (this.notify = resolve));
+  }
+
+  protected stop(): void {
+    this.stopping = true;
+    this.wakeUp();
+  }
+
+  protected wakeUp(): void {
+    const notify = this.notify;
+    this.notify = undefined;
+    notify?.();
+  }
+
+  protected armIdleTimer(): void {
+    if (this.o.idleTimeout === undefined) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.io.log.info(`no message for ${this.o.idleTimeout} s: stopping`);
+      this.stop();
+    }, this.o.idleTimeout * 1000);
+  }
+
+  /** "routing key 'k', message id 'm'": how a report names a message. */
+  protected about(msg: AMQPMessage): string {
+    return `routing key '${msg.routingKey}'${
+      msg.properties.messageId ? `, message id '${msg.properties.messageId}'` : ""
+    }`;
+  }
+}
+
+/**
+ * --decode: replaces a gzip or deflate body with its plain bytes (and drops content_encoding).
+ * A body that does not decode is rejected without requeue and reported; returns false then.
+ */
+export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolean }): Promise<boolean> {
+  const encoding = msg.properties.contentEncoding?.toLowerCase();
+  if (encoding !== "gzip" && encoding !== "x-gzip" && encoding !== "deflate") return true;
+  try {
+    msg.body = decodeBody(msg.body ?? new Uint8Array(0), encoding);
+    delete msg.properties.contentEncoding;
+    return true;
+  } catch (err) {
+    loop.log.warn(
+      `rejected a message (routing key '${msg.routingKey}') whose ${encoding} body does not decode: ${
+        (err as Error).message
+      }`,
+    );
+    if (loop.settle) await msg.reject(false).catch(() => {});
+    return false;
+  }
+}
+
+function decodeBody(body: Uint8Array, encoding: string): Uint8Array {
+  if (encoding !== "deflate") return gunzipSync(body);
+  try {
+    return inflateSync(body);
+  } catch {
+    return inflateRawSync(body); // "deflate" is sent both with and without the zlib wrapper
+  }
+}

@@ -1,0 +1,105 @@
+import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { Buffer } from "node:buffer";
+import { ConsumeLoop, decoded, readerGone, write } from "./consume-loop.ts";
+import { formatMessage } from "./formats.ts";
+
+/** Kombu treats a message without a content type as `application/data`. */
+const KOMBU_UNTYPED = "application/data";
+
+/**
+ * `kmq consume` without a command: writes each message to stdout and acks it only after the
+ * write completed, so a crash or a signal can only cause a redelivery, never a loss.
+ */
+export class PrintLoop extends ConsumeLoop {
+  /** Settling these would let the broker send more than --count asks for. */
+  private deferredAck?: AMQPMessage;
+
+  protected async process(): Promise<void> {
+    const { o, io } = this;
+    while (true) {
+      // under a steady flow the inbox never empties: a stop must win over it (what is left
+      // there is unacked, and the broker requeues it)
+      if (io.stop.aborted) break;
+      if (this.inbox.length > 0) {
+        this.armIdleTimer();
+        if (!(await this.handleBatch())) break;
+        if (o.count !== undefined && this.handled >= o.count) break;
+        continue;
+      }
+      if (this.stopping) break;
+      await this.sleep();
+    }
+  }
+
+  protected async finish(): Promise<void> {
+    if (this.end === "readerGone") return; // nothing is settled: unacked messages go back
+    await this.flushUnackedForNoAck();
+    if (this.deferredAck) await this.deferredAck.channel.basicAck(this.deferredAck.deliveryTag, true);
+  }
+
+  /**
+   * Writes every message waiting (up to --count) in one write, then acks them with one
+   * multiple-ack: the broker sees the same at-least-once contract at a fraction of the cost.
+   * Returns false when output can no longer be written.
+   */
+  private async handleBatch(): Promise<boolean> {
+    const { o, io } = this;
+    const chunks: Uint8Array[] = [];
+    let lastWritten: AMQPMessage | undefined;
+    let ackable: AMQPMessage | undefined;
+    let written = this.handled;
+    while (this.inbox.length > 0 && (o.count === undefined || written < o.count)) {
+      const msg = this.inbox.shift()!;
+      if (!this.brokerAck && !o.ack) await msg.ack(); // --no-ack with --count: settled before output
+      if (!(await this.accepted(msg))) continue;
+      if (o.decode && !(await decoded(msg, { log: io.log, settle: o.ack }))) {
+        this.failed++;
+        continue;
+      }
+      chunks.push(formatMessage(msg, o.format));
+      written++;
+      lastWritten = msg;
+      // past count - prefetch, an ack would let the broker send more than --count asks for
+      if (o.count === undefined || written <= o.count - this.prefetch) ackable = msg;
+    }
+    if (!lastWritten) return true;
+    try {
+      await write(io.stdout, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    } catch (err) {
+      if (!readerGone(err)) throw err;
+      // the reader went away (`| head`): these messages stay unacked and go back to the queue
+      this.end = "readerGone";
+      this.stopping = true;
+      return false;
+    }
+    this.handled = written;
+    if (o.ack) {
+      if (ackable) await ackable.channel.basicAck(ackable.deliveryTag, true);
+      if (ackable !== lastWritten) this.deferredAck = lastWritten;
+    }
+    return true;
+  }
+
+  /** --accept: a message of another content type is rejected (dead-lettered), not printed. */
+  private async accepted(msg: AMQPMessage): Promise<boolean> {
+    const { o, io } = this;
+    if (o.accept.length === 0) return true;
+    const type = msg.properties.contentType || KOMBU_UNTYPED;
+    if (o.accept.includes(type)) return true;
+    io.log.warn(
+      `rejected a message with content type '${type}' (${this.about(msg)}): not in --accept ${
+        o.accept.join(", ")
+      }`,
+    );
+    if (o.ack) await msg.reject(false);
+    return false;
+  }
+
+  /** With broker auto-ack the prefetched messages are already off the queue: write them out. */
+  private async flushUnackedForNoAck(): Promise<void> {
+    if (!this.brokerAck) return;
+    for (let msg = this.inbox.shift(); msg; msg = this.inbox.shift()) {
+      await write(this.io.stdout, formatMessage(msg, this.o.format));
+    }
+  }
+}
