@@ -78,7 +78,7 @@ export function parseBrokerUrl(url: string, name: string): BrokerUrl {
   // makes the parser read part of it as a port
   const display = redactUrl(url);
   if (/@/.test(u.pathname + u.search + u.hash)) {
-    throw new UsageError(`the broker URL '${display}' has an '@' after its host: ${PERCENT_HINT}`);
+    throw new UsageError(`the broker URL '${display}' has an at sign after its host: ${PERCENT_HINT}`);
   }
   let password: string;
   try {

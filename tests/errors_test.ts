@@ -36,6 +36,7 @@ const names = {
   transientQueue: unique("kmq-transient"),
   exclusiveQueue: unique("kmq-exclusive"),
   noPermVhost: unique("kmq-noperm"),
+  streamQueue: unique("kmq-stream"),
 };
 
 function cases(silentPort: number): Case[] {
@@ -138,6 +139,55 @@ function cases(silentPort: number): Case[] {
       args: ["--cacert", "/etc/hostname", "produce", "x"],
       code: 2,
       stderr: /--cacert needs an amqps:\/\/ URL/,
+    },
+    {
+      name: "a password with an unencoded '/' (read as a port by URL parsers)",
+      args: ["produce", "x"],
+      url: `amqp://${USER}:2024/${SECRET}@${hostPort}/`,
+      code: 2,
+      stderr: /has an at sign after its host: percent-encode special characters/,
+    },
+    {
+      name: "a password with an unencoded '?'",
+      args: ["produce", "x"],
+      url: `amqp://${USER}:12?${SECRET}@${hostPort}/`,
+      code: 2,
+      stderr: /percent-encode special characters/,
+    },
+    {
+      name: "a password with an unencoded '#'",
+      args: ["produce", "x"],
+      url: `amqp://${USER}:a#${SECRET}@${hostPort}/`,
+      code: 2,
+      stderr: /invalid broker URL|percent-encode/,
+    },
+    {
+      name: "a password with a raw '%'",
+      args: ["produce", "x"],
+      url: `amqp://${USER}:50%zz${SECRET}@${hostPort}/`,
+      code: 2,
+      stderr: /a '%' that starts no %XX escape: percent-encode/,
+    },
+    {
+      name: "two URLs separated by a comma",
+      args: ["produce", "x"],
+      url: `${URL_OK},amqp://other:${SECRET}2@127.0.0.2/`,
+      code: 2,
+      stderr: /--url holds 2 broker URLs: kmq connects to one broker/,
+    },
+    {
+      name: "two URLs separated by a space",
+      args: ["consume"],
+      url: `${URL_OK} amqp://other:${SECRET}2@127.0.0.2/`,
+      code: 2,
+      stderr: /--url holds 2 broker URLs/,
+    },
+    {
+      name: "two URLs separated by Kombu's ';'",
+      args: ["produce", "x"],
+      url: `${URL_OK};amqp://other:${SECRET}2@127.0.0.2/`,
+      code: 2,
+      stderr: /--url holds 2 broker URLs/,
     },
     // the broker refuses the topology
     {
@@ -263,6 +313,49 @@ function cases(silentPort: number): Case[] {
       code: 2,
       stderr: /kmq call sends one request/,
     },
+    {
+      name: "a routing key over 255 bytes",
+      args: ["produce", "-e", "", "-r", "r".repeat(256), "x"],
+      code: 2,
+      stderr: /--routing-key is 256 bytes long: AMQP allows at most 255/,
+    },
+    {
+      name: "an exchange name over 255 bytes",
+      args: ["produce", "-e", "e".repeat(300), "x"],
+      code: 2,
+      stderr: /--exchange is 300 bytes long/,
+    },
+    {
+      name: "a queue name over 255 bytes",
+      args: ["consume", "-q", "q".repeat(256)],
+      code: 2,
+      stderr: /--queue is 256 bytes long/,
+    },
+    {
+      name: "a queue name with the broker's reserved prefix",
+      args: ["consume", "-e", "", "-q", "amq.mine"],
+      code: 2,
+      stderr: /queue names starting with 'amq\.' are reserved by the broker/,
+    },
+    {
+      name: "a word after consume without --",
+      args: ["consume", "myqueue"],
+      code: 2,
+      stderr:
+        /unexpected argument 'myqueue': to read queue 'myqueue' use -q myqueue; to run it .* put -- before it/,
+    },
+    {
+      name: "a command that does not exist (before any message is taken)",
+      args: ["consume", "-e", "", "-q", names.transientQueue, "--no-declare", "--", "no-such-command-kmq"],
+      code: 2,
+      stderr: /command 'no-such-command-kmq' not found in PATH/,
+    },
+    {
+      name: "a stream queue with --no-ack",
+      args: ["consume", "-e", "", "-q", names.streamQueue, "--no-declare", "--no-ack"],
+      code: 2,
+      stderr: /a stream queue needs acknowledgements: drop --no-ack/,
+    },
     // input data
     {
       name: "invalid --json argument",
@@ -309,6 +402,97 @@ function cases(silentPort: number): Case[] {
       args: ["produce", ...nowhere, "-f", "/tmp"],
       code: 3,
       stderr: /'\/tmp' is a directory/,
+    },
+    {
+      name: "a NaN double header",
+      args: ["produce", ...nowhere, "-H", 'x:={"$double":"NaN"}', "x"],
+      code: 3,
+      stderr: /header 'x': \$double NaN cannot be sent: RabbitMQ refuses NaN and Infinity/,
+    },
+    {
+      name: "an Infinity float in a --jsonl record",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body":"x","properties":{"headers":{"f":{"$float":"Infinity"}}}}\n',
+      code: 3,
+      stderr: /line 1 is not a valid record: .*Infinity cannot be sent/,
+    },
+    {
+      name: "a header nested 101 deep",
+      args: ["produce", ...nowhere, "-H", `deep:=${"[".repeat(101)}${"]".repeat(101)}`, "x"],
+      code: 3,
+      stderr: /header 'deep': nested deeper than 100 tables or arrays/,
+    },
+    {
+      name: "a --jsonl record cut off at the end of the input",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body": "ok"}\n{"body": "cut',
+      code: 3,
+      stderr:
+        /line 2 is cut off: the input ended in the middle of it.*the 1 message\(s\) before it were published/,
+    },
+    {
+      name: "a --jsonl record with an unknown key",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body": "x", "propertiez": {}}\n',
+      code: 3,
+      stderr: /line 1 is not a valid record: unknown key 'propertiez'/,
+    },
+    {
+      name: "a --jsonl record with an unknown property",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body": "x", "properties": {"content_typ": "a"}}\n',
+      code: 3,
+      stderr: /unknown key 'content_typ' in properties/,
+    },
+    {
+      name: "a --jsonl expiration that is not a number",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body": "x", "properties": {"expiration": "abc"}}\n',
+      code: 3,
+      stderr: /properties.expiration must be a whole number of milliseconds/,
+    },
+    {
+      name: "a --jsonl delivery_mode 9",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body": "x", "properties": {"delivery_mode": 9}}\n',
+      code: 3,
+      stderr: /delivery_mode must be 1 \(transient\) or 2 \(persistent\)/,
+    },
+    {
+      name: "malformed base64 in --jsonl",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body_base64": "abc"}\n',
+      code: 3,
+      stderr: /'body_base64' must be base64 text/,
+    },
+    {
+      name: "a --jsonl record with another user's user_id",
+      args: ["produce", ...nowhere, "--jsonl"],
+      stdin: '{"body": "a"}\n{"body": "x", "properties": {"user_id": "mallory"}}\n',
+      code: 3,
+      stderr: /record 2 has user_id 'mallory', but the broker only takes the connected user's/,
+    },
+    {
+      name: "a --jsonl record naming a missing exchange",
+      args: ["produce", "--jsonl"],
+      stdin: '{"body": "x", "exchange": "kmq-no-such-exchange"}\n',
+      code: 6,
+      stderr:
+        /exchange 'kmq-no-such-exchange' \(record 1\): NOT_FOUND.*0 message\(s\) confirmed; 1 unconfirmed, the first of them record 1/,
+    },
+    {
+      name: "a line over --max-message-size",
+      args: ["produce", ...nowhere, "-l", "--max-message-size", "1000"],
+      stdin: "short\n" + "x".repeat(5000) + "\n",
+      code: 3,
+      stderr: /line 2 is over 1000 bytes, the most --max-message-size allows/,
+    },
+    {
+      name: "stdin over --max-message-size",
+      args: ["produce", ...nowhere, "--max-message-size", "1000"],
+      stdin: "x".repeat(5000),
+      code: 3,
+      stderr: /stdin is over 1000 bytes/,
     },
     {
       name: "a header that does not fit the frame size",
@@ -363,6 +547,7 @@ Deno.test({
       await ch.exchangeDeclare(names.fanout, "fanout", { durable: true });
       await ch.queueDeclare(names.transientQueue, { durable: false });
       await ch.queueDeclare(names.exclusiveQueue, { exclusive: true, durable: false });
+      await ch.queueDeclare(names.streamQueue, { durable: true }, { "x-queue-type": "stream" });
       const all = cases(silent.port);
       assert(all.length >= 30, `at least 30 bad inputs (${all.length})`);
       for (const c of all) {
@@ -387,6 +572,7 @@ Deno.test({
       const ch = await holder.channel().catch(() => undefined);
       await ch?.exchangeDelete(names.fanout).catch(() => {});
       await ch?.queueDelete(names.transientQueue).catch(() => {});
+      await ch?.queueDelete(names.streamQueue).catch(() => {});
       await holder.close().catch(() => {});
       await silent.close();
       await ctl("delete_vhost", names.noPermVhost).catch(() => {});

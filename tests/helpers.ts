@@ -23,6 +23,8 @@ export interface RunOptions {
   /** Remove KMQ_URL, to test the built-in default. */
   noUrl?: boolean;
   cwd?: string;
+  /** Start kmq in a session (and process group) of its own, as a terminal's job would be. */
+  setsid?: boolean;
 }
 
 /** The program and leading arguments that start kmq: the binary, or the sources under Deno. */
@@ -35,9 +37,11 @@ export function kmqCommand(): [string, string[]] {
 function command(args: string[], options: RunOptions, stdin: "piped" | "null"): Deno.Command {
   const env: Record<string, string> = { NO_COLOR: "1", ...options.env };
   if (!options.noUrl && env.KMQ_URL === undefined) env.KMQ_URL = TEST_URL;
-  const [cmd, pre] = kmqCommand();
+  const [kmq, pre] = kmqCommand();
+  // not a group leader when spawned, setsid(1) execs kmq in place: the child's pid is the group's
+  const [cmd, full] = options.setsid ? ["setsid", [kmq, ...pre, ...args]] : [kmq, [...pre, ...args]];
   return new Deno.Command(cmd, {
-    args: [...pre, ...args],
+    args: full,
     env,
     cwd: options.cwd ?? ROOT,
     stdin,
@@ -134,6 +138,11 @@ export class Running {
     } catch {
       // already gone
     }
+  }
+
+  /** Signals kmq's whole process group, as Ctrl-C in a terminal does (needs `setsid`). */
+  async killGroup(signal: Deno.Signal): Promise<void> {
+    await new Deno.Command("kill", { args: ["-s", signal, "--", `-${this.child.pid}`] }).output();
   }
 
   async result(): Promise<RunResult> {

@@ -149,6 +149,11 @@ export class PrivateBroker {
   }
 
   /** Sets a memory alarm: the broker blocks every publishing connection until it is cleared. */
+  /** How long a consumer may hold a message unacked before the broker closes its channel. */
+  async setConsumerTimeout(ms: number): Promise<void> {
+    await this.ctl("eval", `application:set_env(rabbit, consumer_timeout, ${ms}).`);
+  }
+
   async setMemoryAlarm(): Promise<void> {
     await this.ctl("set_vm_memory_high_watermark", "0.00000001");
   }

@@ -3,8 +3,9 @@
  * or black-holed, kmq itself killed, signals. Every scenario checks that each message put in the
  * queue was consumed at least once or is still in the queue, and that every run ends in time.
  */
+import { AMQPClient } from "@cloudamqp/amqp-client";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { Running, type RunResult, unique } from "../helpers.ts";
+import { Running, type RunResult, sleep, unique } from "../helpers.ts";
 import { account, fill, finish, linesOf, proxiedScenario, scenario, takeAll, waitFor } from "./scenarios.ts";
 
 /** A consumer printing one line per message (or, with a command, the command's output). */
@@ -177,4 +178,147 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     );
     assertEquals(t.duplicated, 0);
   });
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  scenario(
+    `8: ${signal} to the whole process group (a terminal's Ctrl-C, systemd's stop) during consume -- command: nothing rejected`,
+    async (node) => {
+      const N = 20;
+      const q = unique("f8c");
+      const dlq = `${q}-dead`;
+      await deadLettered(node.url, q, dlq);
+      await fill(node.url, q, N);
+      const started = performance.now();
+      // the command reads the body, sleeps, then prints it: what it prints is what it handled
+      const c = new Running(
+        [
+          "consume",
+          "-q",
+          q,
+          "-e",
+          "",
+          "--no-declare",
+          "-c",
+          "4",
+          "--stop-timeout",
+          "10",
+          "--",
+          "sh",
+          "-c",
+          'b=$(cat); sleep 2; echo "$b"',
+        ],
+        { env: { KMQ_URL: node.url }, setsid: true },
+      );
+      await sleep(1000); // four commands are in their sleep
+      await c.killGroup(signal);
+      const r = await finish(c, 20_000, `consume after ${signal} to its group`);
+      assertEquals(r.code, signal === "SIGINT" ? 130 : 143, r.stderr);
+      assert(!/rejected/.test(r.stderr), `nothing rejected: ${r.stderr}`);
+      const handled = linesOf(r.stdout);
+      assertEquals(handled.length, 4, `the four commands in hand finished: ${r.stderr}`);
+      assertEquals(await takeAll(node.url, dlq), [], "nothing dead-lettered");
+      const left = await takeAll(node.url, q);
+      const t = await account(`8 consume -c 4, ${signal} to the group`, N, [...handled, ...left], started);
+      assertEquals(t.duplicated, 0);
+    },
+  );
+}
+
+scenario(
+  "8b: SIGTERM to the group with commands that outlive --stop-timeout: they are stopped and requeued",
+  async (node) => {
+    const N = 8;
+    const q = unique("f8b");
+    const dlq = `${q}-dead`;
+    await deadLettered(node.url, q, dlq);
+    await fill(node.url, q, N);
+    const started = performance.now();
+    const c = new Running(
+      [
+        "consume",
+        "-q",
+        q,
+        "-e",
+        "",
+        "--no-declare",
+        "-c",
+        "4",
+        "--stop-timeout",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "cat >/dev/null; sleep 30",
+      ],
+      { env: { KMQ_URL: node.url }, setsid: true },
+    );
+    await sleep(1000);
+    const signalled = Date.now();
+    await c.killGroup("SIGTERM");
+    const r = await finish(c, 15_000, "consume after SIGTERM with slow commands");
+    assert(Date.now() - signalled < 10_000, "stopped within --stop-timeout and a little");
+    assertEquals(r.code, 143, r.stderr);
+    assertMatch(r.stderr, /commands still running after --stop-timeout 1 s: stopping them \(SIGTERM\)/);
+    assertMatch(r.stderr, /handler stopped by SIGTERM .*: requeued/);
+    assertEquals(await takeAll(node.url, dlq), [], "nothing dead-lettered");
+    await account(
+      "8b consume, SIGTERM, commands past --stop-timeout",
+      N,
+      await takeAll(node.url, q),
+      started,
+    );
+  },
+);
+
+scenario("10: --exec-timeout kills the command's whole process group (a grandchild too)", async (node) => {
+  const q = unique("f10");
+  await fill(node.url, q, 1);
+  const started = performance.now();
+  const c = consumer(node.url, q, ["-n", "1", "--exec-timeout", "1"], ["bash", "-c", "sleep 20; true"]);
+  const r = await finish(c, 10_000, "consume with a grandchild past --exec-timeout");
+  assertEquals(r.code, 8, r.stderr);
+  assertMatch(r.stderr, /handler killed after --exec-timeout 1 s .*: requeued/);
+  assertMatch(r.stderr, /1 message\(s\) not handled/);
+  await account("10 consume, --exec-timeout with a grandchild", 1, await takeAll(node.url, q), started);
+});
+
+scenario(
+  "11: the broker's consumer_timeout runs out under a slow command: kmq reconnects and carries on",
+  async (node) => {
+    await node.setConsumerTimeout(1000);
+    const N = 3;
+    const q = unique("f11");
+    await fill(node.url, q, N);
+    const started = performance.now();
+    // the first message takes longer than the broker allows; RabbitMQ checks about once a minute
+    const c = consumer(node.url, q, ["-n", String(N)], [
+      "sh",
+      "-c",
+      'b=$(cat); [ "$b" = 1 ] && [ "$KMQ_REDELIVERED" = false ] && sleep 75; echo "$b"',
+    ]);
+    const r = await finish(c, 150_000, "consume past the broker's consumer_timeout");
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(
+      r.stderr,
+      /consumer_timeout \(1000 ms\) ran out while a message was in hand.*--exec-timeout below it/,
+    );
+    await account("11 consume, consumer_timeout under a slow command", N, linesOf(r.stdout), started);
+  },
+);
+
+/** A queue whose rejected messages go to a second queue, so a test can tell rejected from lost. */
+async function deadLettered(url: string, q: string, dlq: string): Promise<void> {
+  const client = new AMQPClient(url);
+  await client.connect();
+  try {
+    const ch = await client.channel();
+    await ch.queueDeclare(dlq, { durable: true });
+    await ch.queueDeclare(q, { durable: true }, {
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": dlq,
+    });
+  } finally {
+    await client.close().catch(() => {});
+  }
 }

@@ -155,3 +155,60 @@ scenario(
     await account("7 produce, memory alarm", 10_000, await takeAll(node.url, q), started);
   },
 );
+
+scenario(
+  "8: confirms that never come (memory alarm): SIGTERM gives up after --stop-timeout with exit 7",
+  async (node) => {
+    const q = unique("f8p");
+    const started = performance.now();
+    const p = producer(node.url, q, ["--stop-timeout", "1"]);
+    await p.feed(numbered(1, 2000));
+    await sleep(500);
+    await node.setMemoryAlarm();
+    try {
+      await p.feed(numbered(2001, 4000));
+      await waitFor(() => p.stderr.includes("blocked publishing"), 15_000, "kmq to say it is blocked");
+      const signalled = Date.now();
+      p.kill("SIGTERM");
+      const r = await finish(p, 15_000, "produce after SIGTERM under an alarm");
+      const took = Date.now() - signalled;
+      assertEquals(r.code, 7, r.stderr);
+      assertMatch(
+        r.stderr,
+        /stopped by SIGTERM: no confirm within --stop-timeout 1 s; (\d+) message\(s\) confirmed; \d+ unconfirmed, the first of them line \d+/,
+      );
+      assert(took < 8000, `gave up in ${took} ms, not waiting for the alarm`);
+      const confirmed = Number(/(\d+) message\(s\) confirmed/.exec(r.stderr)![1]);
+      await node.clearMemoryAlarm();
+      // every message kmq said was confirmed is in the queue
+      const bodies = (await takeAll(node.url, q)).filter((b) => Number(b) <= confirmed);
+      await account("8 produce, SIGTERM under a memory alarm", confirmed, bodies, started);
+    } finally {
+      await node.clearMemoryAlarm();
+    }
+  },
+);
+
+scenario(
+  "9: a header the broker fails on (a NaN double in a $raw array): exit 6 at once, no resend loop",
+  async (node) => {
+    const q = unique("f9p");
+    // A, length 9, then d + the 8 bytes of a NaN double: what kmq's -H refuses, sent raw
+    const nan = Uint8Array.from([0x41, 0, 0, 0, 9, 0x64, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0]);
+    const base64 = btoa(String.fromCharCode(...nan));
+    const record = JSON.stringify({ body: "x", properties: { headers: { bad: { $raw: base64 } } } });
+    const p = new Running(["produce", "--jsonl", "-e", "", "-r", q, "-q", q], {
+      env: { KMQ_URL: node.url },
+      pipeStdin: true,
+    });
+    await p.feed(record + "\n");
+    await p.endInput();
+    const r = await finish(p, 20_000, "produce of a header the broker fails on");
+    assertEquals(r.code, 6, r.stderr);
+    assertMatch(
+      r.stderr,
+      /INTERNAL_ERROR.*see the broker's log; 0 message\(s\) confirmed; 1 unconfirmed, the first of them record 1/,
+    );
+    assert(!r.stderr.includes("reconnected"), `no resend: ${r.stderr}`);
+  },
+);

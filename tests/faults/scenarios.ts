@@ -75,8 +75,14 @@ export async function fill(url: string, queue: string, n: number, from = 1): Pro
   const client = new AMQPClient(url);
   await client.connect();
   try {
-    const ch = await client.channel();
-    await ch.queueDeclare(queue, { durable: true });
+    let ch = await client.channel();
+    try {
+      // passive first: a queue the test declared with arguments stays as it is
+      await ch.queueDeclare(queue, { passive: true });
+    } catch {
+      ch = await client.channel(); // the failed check closed the first one
+      await ch.queueDeclare(queue, { durable: true });
+    }
     await ch.confirmSelect();
     let pending: Promise<unknown>[] = [];
     for (let i = from; i < from + n; i++) {
