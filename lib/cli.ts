@@ -247,7 +247,9 @@ Examples:
 
 Environment: KMQ_URL (the broker URL), KMQ_PASSWORD (wins over the URL's password), KMQ_PASSWORD_FILE,
 KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
-4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered.`;
+4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered,
+8 messages a command failed on, 9 consumer cancelled by the broker, 130/143 stopped by SIGINT/SIGTERM,
+141 the reader of stdout went away. Reference: docs/reference.md.`;
 
 /** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
 export function parseCommandLine(argv: string[]): Invocation {
