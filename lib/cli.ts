@@ -211,6 +211,18 @@ function shortString(name: string) {
   };
 }
 
+/**
+ * `-q NAME` with neither `-e` nor `-r`: the queue is read (or declared) as it is and bound to
+ * nothing, so reading somebody's queue never rewires it. A server-named queue (`-q ''`) has
+ * nothing to read unless it is bound, so it keeps the tutorial's binding.
+ */
+function queueOnly(
+  cmd: { getOptionValueSource(key: string): string | undefined; opts(): OptionValues },
+): boolean {
+  const given = (key: string) => ["cli", "env"].includes(cmd.getOptionValueSource(key) ?? "");
+  return given("queue") && cmd.opts().queue !== "" && !given("exchange") && !given("routingKey");
+}
+
 // deno-lint-ignore no-explicit-any
 function topologyOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
   cmd: Command<A, O, G>,
@@ -544,7 +556,7 @@ Examples:
           broker: g.broker,
           verbose: g.verbose,
           topology: {
-            exchange: o.exchange,
+            exchange: queueOnly(cmd) ? "" : o.exchange,
             exchangeType: o.exchangeType as ExchangeType,
             queue: o.queue,
             bindingKeys: o.routingKey ?? [DEFAULTS.routingKey],
@@ -591,7 +603,7 @@ Examples:
           broker: g.broker,
           verbose: g.verbose,
           topology: {
-            exchange: o.exchange,
+            exchange: queueOnly(cmd) ? "" : o.exchange,
             exchangeType: o.exchangeType as ExchangeType,
             queue: o.queue === "" ? undefined : o.queue,
             bindingKeys: o.routingKey ?? [DEFAULTS.routingKey],

@@ -84,3 +84,22 @@ export function formatMessage(msg: AMQPMessage, format: Format): Uint8Array {
       return Buffer.from(JSON.stringify(messageToRecord(msg)) + "\n");
   }
 }
+
+/** Control characters a terminal would act on: all but tab and newline, DEL, and the C1 range. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+
+/**
+ * What goes to a terminal instead of {@link formatMessage}'s bytes: a body cannot clear the
+ * screen, recolour it or retitle the window. `line` shows each control character as `\xNN`;
+ * `json` escapes the ones JSON leaves raw (DEL and C1) as `\u00NN`, still valid JSON. `raw` and
+ * anything not a terminal stay byte-exact.
+ */
+export function forTerminal(msg: AMQPMessage, format: Format): Uint8Array {
+  if (format === "raw") return formatMessage(msg, format);
+  const text = new TextDecoder().decode(formatMessage(msg, format));
+  const escape = format === "line"
+    ? (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`
+    : (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  return new TextEncoder().encode(text.replace(CONTROLS, escape));
+}

@@ -1,7 +1,7 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import { ConsumeLoop, decoded, readerGone, write } from "./consume-loop.ts";
-import { formatMessage } from "./formats.ts";
+import { formatMessage, forTerminal } from "./formats.ts";
 
 /** Kombu treats a message without a content type as `application/data`. */
 const KOMBU_UNTYPED = "application/data";
@@ -56,7 +56,7 @@ export class PrintLoop extends ConsumeLoop {
         this.failed++;
         continue;
       }
-      chunks.push(formatMessage(msg, o.format));
+      chunks.push(this.format(msg));
       written++;
       lastWritten = msg;
       // past count - prefetch, an ack would let the broker send more than --count asks for
@@ -80,6 +80,12 @@ export class PrintLoop extends ConsumeLoop {
     return true;
   }
 
+  /** The message as written: on a terminal, with control characters shown, not obeyed. */
+  private format(msg: AMQPMessage): Uint8Array {
+    const tty = (this.io.stdout as { isTTY?: boolean }).isTTY === true;
+    return tty ? forTerminal(msg, this.o.format) : formatMessage(msg, this.o.format);
+  }
+
   /** --accept: a message of another content type is rejected (dead-lettered), not printed. */
   private async accepted(msg: AMQPMessage): Promise<boolean> {
     const { o, io } = this;
@@ -99,7 +105,7 @@ export class PrintLoop extends ConsumeLoop {
   private async flushUnackedForNoAck(): Promise<void> {
     if (!this.brokerAck) return;
     for (let msg = this.inbox.shift(); msg; msg = this.inbox.shift()) {
-      await write(this.io.stdout, formatMessage(msg, this.o.format));
+      await write(this.io.stdout, this.format(msg));
     }
   }
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
 import type { ProduceOptions } from "./cli.ts";
 import { topologyFrom } from "./declarations.ts";
@@ -114,15 +115,29 @@ async function* messages(
 ): AsyncGenerator<OutMessage> {
   if (o.jsonl) return yield* records(o, input);
   const properties = propertiesFrom(o, false);
+  // Kombu labels bytes as application/data, binary: a text/plain label would make its consumer
+  // raise DecodeError on a body that is not UTF-8
+  const labelBytes = !o.json && !o.given.has("contentType") && !o.given.has("contentEncoding");
+  const binary: MessageProperties = {
+    ...properties,
+    contentType: "application/data",
+    contentEncoding: "binary",
+  };
+  let saidBinary = false;
   for await (const body of input) {
     if (o.json) checkJson(body);
     if (body.unterminated && o.lines) {
       log.warn(`${body.origin}, the last, has no newline at the end: sent as a message all the same`);
     }
+    const bytes = labelBytes && !isUtf8(body.bytes);
+    if (bytes && !saidBinary) {
+      saidBinary = true;
+      log.info(`${body.origin} is not UTF-8 text: sent as application/data, binary (as Kombu labels bytes)`);
+    }
     yield {
       exchange: o.topology.exchange,
       routingKey: o.routingKey,
-      properties,
+      properties: bytes ? binary : properties,
       body: body.bytes,
       origin: body.origin,
     };

@@ -391,9 +391,29 @@ export class Publisher {
         break;
       }
     }
-    if (this.returnedSamples.length < 5) {
-      this.returnedSamples.push(`${origin ? origin + " " : ""}with routing key '${returned.routingKey}'`);
-    }
+    const sample = `${origin ? origin + " " : ""}with routing key '${returned.routingKey}'`;
+    if (this.returnedSamples.length < 5) this.returnedSamples.push(sample);
+    this.sayReturned(sample);
+  }
+
+  private lastReturnNote = 0;
+
+  /**
+   * Said when it happens, not only at the end: `tail -f log | kmq produce -l` may never end. The
+   * first return at once, then at most one line every 5 s with the count so far.
+   */
+  private sayReturned(sample: string): void {
+    const now = Date.now();
+    if (this.counts.returned === 1) {
+      this.o.log.warn(
+        `${sample} was returned as unroutable: no queue is bound for it (kmq carries on and exits 7 at the ` +
+          "end; bind a queue, or pass --no-mandatory to let the broker drop such messages)",
+      );
+    } else if (now - this.lastReturnNote < 5000) return;
+    else {this.o.log.warn(
+        `${this.counts.returned} messages returned as unroutable so far (the last: ${sample})`,
+      );}
+    this.lastReturnNote = now;
   }
 
   private onChannelClosed(reason: string): void {

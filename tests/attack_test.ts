@@ -87,7 +87,11 @@ Deno.test("the broker cancelling the consumer (its queue deleted): exit 9 with i
   });
 });
 
-/** Publishes a message whose header `deep` nests `depth` tables, and one ordinary message after it. */
+/**
+ * Publishes a message whose header `deep` nests `depth` tables, and one ordinary message after
+ * it; returns once both are in the queue. No confirms: the raw frame is sent past the client, whose
+ * confirm counting would not know it (a test run hung on that once).
+ */
 async function publishDeep(q: string, depth: number): Promise<void> {
   let inner = Uint8Array.from([0x46, 0, 0, 0, 0]); // F, empty table
   for (let i = 1; i < depth; i++) {
@@ -103,14 +107,18 @@ async function publishDeep(q: string, depth: number): Promise<void> {
   try {
     const ch = await client.channel();
     await ch.queueDeclare(q, { durable: true });
-    await ch.confirmSelect();
+    const before = (await ch.queueDeclare(q, { passive: true })).messageCount;
     const w = new ByteWriter();
     const props = encodeProperties({ headers: { deep: new RawField(inner) } });
     writePublish(w, ch.id, client.frameMax, "", q, false, props, new TextEncoder().encode("deep"));
     await client.send(Uint8Array.from(w.view()));
     await ch.basicPublish("", q, "after");
+    const deadline = Date.now() + 10_000;
+    while ((await ch.queueDeclare(q, { passive: true })).messageCount < before + 2) {
+      assert(Date.now() < deadline, "both messages reach the queue");
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } finally {
-    // seen once under load: the close-ok after this header never came; the messages are in by now
     await Promise.race([client.close().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
     client.socket?.destroy();
   }

@@ -157,12 +157,31 @@ Deno.test("produce --json --lines: a bad line stops with its number and the conf
 Deno.test("produce: an unroutable message is exit 7 with the count and routing key", async () => {
   await withPair(async ({ ex, q }, client) => {
     const r = await run(["produce", "-e", ex, "-r", "nobody-listens", "lost?", "lost too?"]);
-    assertFailure(
-      r,
-      7,
+    assertEquals(r.code, 7, r.stderr);
+    const lines = r.stderr.trimEnd().split("\n");
+    assertMatch(
+      lines[0]!,
+      /argument 1 with routing key 'nobody-listens' was returned as unroutable: no queue is bound/,
+    );
+    assertMatch(
+      lines.at(-1)!,
       /2 of 2 messages not delivered: 2 returned as unroutable \(argument 1 with routing key 'nobody-listens', argument 2 with routing key 'nobody-listens'\)/,
     );
     assertEquals(await queueDepth(client, q), 0);
+  });
+});
+
+Deno.test("produce -l: a return is said when it happens, while the input is still open", async () => {
+  await withPair(async ({ ex }) => {
+    const p = new Running(["produce", "-l", "-e", ex, "-r", "nobody-listens"], { pipeStdin: true });
+    try {
+      await p.feed("first line\n");
+      await p.waitForStderr("line 1 with routing key 'nobody-listens' was returned as unroutable");
+    } finally {
+      await p.endInput();
+    }
+    const r = await p.result();
+    assertEquals(r.code, 7, r.stderr);
   });
 });
 

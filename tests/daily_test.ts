@@ -1,0 +1,78 @@
+/** What a new user tripped over on the first day (issue "Daily use: no surprises"). */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { kmqCommand, publishRaw, run, TEST_URL, unique, withCleanup } from "./helpers.ts";
+
+Deno.test("consume -q NAME with neither -e nor -r reads the queue and binds nothing", async () => {
+  const q = unique("kmq-q");
+  await withCleanup({ queues: [q] }, async (client) => {
+    const ch = await client.channel();
+    await ch.queueDeclare(q, { durable: true });
+    await publishRaw(client, "", q, "waiting");
+    const r = await run(["-v", "consume", "-q", q, "-n", "1"]);
+    assertEquals([r.code, r.stdout], [0, "waiting\n"], r.stderr);
+    assert(!/binding|test_exchange/.test(r.stderr), `no binding, no exchange: ${r.stderr}`);
+    const out = await new Deno.Command("rabbitmqctl", {
+      args: ["-q", "list_bindings", "source_name", "destination_name"],
+      stdout: "piped",
+    }).output();
+    const bindings = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.endsWith(`\t${q}`));
+    assertEquals(bindings.map((l) => l.split("\t")[0]), [""], "only the default exchange's implicit binding");
+  });
+});
+
+/** Runs kmq under a pseudo-terminal (script(1)), so its stdout is a TTY. */
+async function onTerminal(args: string[]): Promise<string> {
+  const [cmd, pre] = kmqCommand();
+  const line = [cmd, ...pre, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const out = await new Deno.Command("script", {
+    args: ["-qec", line, "/dev/null"],
+    env: { KMQ_URL: TEST_URL, NO_COLOR: "1", TERM: "xterm" },
+    stdin: "null",
+    stdout: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stdout));
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("on a terminal a body cannot clear the screen or retitle the window; piped, it is byte-exact", async () => {
+  const q = unique("kmq-q");
+  const hostile = "before\x1b[2J\x1b[31mred\x1b]0;pwned\x07\r\u009bafter\ttab";
+  await withCleanup({ queues: [q] }, async (client) => {
+    const ch = await client.channel();
+    await ch.queueDeclare(q, { durable: true });
+    await publishRaw(client, "", q, hostile);
+    await publishRaw(client, "", q, hostile);
+    const shown = await onTerminal(["consume", "-e", "", "-q", q, "-n", "1"]);
+    assert(
+      !shown.includes("\x1b") && !shown.includes("\x07") && !shown.includes("\u009b"),
+      JSON.stringify(shown),
+    );
+    assertMatch(shown, /before\\x1b\[2J\\x1b\[31mred\\x1b\]0;pwned\\x07\\x0d\\x9bafter\ttab/);
+    const json = await onTerminal(["consume", "-e", "", "-q", q, "-n", "1", "-o", "json"]);
+    assert(!json.includes("\x1b") && !json.includes("\u009b"), JSON.stringify(json));
+    assertEquals(JSON.parse(json.trim()).body, hostile, "still valid JSON with the same body");
+    await publishRaw(client, "", q, hostile);
+    const piped = await run(["consume", "-e", "", "-q", q, "-n", "1"]);
+    assertEquals(piped.stdout, hostile + "\n");
+  });
+});
+
+Deno.test("a body that is not UTF-8 is labelled as Kombu labels bytes; -C/-E still win", async () => {
+  const q = unique("kmq-q");
+  await withCleanup({ queues: [q] }, async () => {
+    const bytes = Uint8Array.from([0x7f, 0x45, 0x4c, 0x46, 0xff, 0xfe, 0x00, 0x01]);
+    const p = await run(["-v", "produce", "-e", "", "-r", q, "-q", q], { stdin: bytes });
+    assertEquals(p.code, 0, p.stderr);
+    assertMatch(p.stderr, /stdin is not UTF-8 text: sent as application\/data, binary/);
+    const text = await run(["produce", "-e", "", "-r", q, "plain text"]);
+    const forced = await run(["produce", "-e", "", "-r", q, "-C", "application/x-elf"], { stdin: bytes });
+    assertEquals([text.code, forced.code], [0, 0], text.stderr + forced.stderr);
+    const c = await run(["consume", "-e", "", "-q", q, "-n", "3", "-o", "json"]);
+    const props = c.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).properties);
+    assertEquals(props.map((p) => [p.content_type, p.content_encoding]), [
+      ["application/data", "binary"],
+      ["text/plain", "utf-8"],
+      ["application/x-elf", "utf-8"],
+    ]);
+  });
+});
