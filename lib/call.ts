@@ -1,4 +1,5 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { Buffer } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { Writable } from "node:stream";
 import type { CallOptions } from "./cli.ts";
@@ -77,14 +78,19 @@ export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
         reject(
           new KmqError(
             ExitCode.unreachable,
-            `no reply within ${o.timeout} s (correlation id ${correlationId}); is the server running? raise --timeout to wait longer`,
+            `nobody answered: no reply within ${o.timeout} s (correlation id ${correlationId}); ` +
+              `is a server consuming from '${o.routingKey}'? raise --timeout to wait longer`,
           ),
         ), o.timeout * 1000);
     });
     try {
       const msg = await Promise.race([reply, timeout]);
+      let body = msg.body ?? new Uint8Array(0);
+      // a terminal's prompt would land on the reply's last line
+      const tty = (io.stdout as { isTTY?: boolean }).isTTY === true;
+      if (tty && body[body.length - 1] !== 10) body = Buffer.concat([body, Uint8Array.of(10)]);
       await new Promise<void>((resolve, reject) =>
-        io.stdout.write(msg.body ?? new Uint8Array(0), (err) => (err ? reject(err) : resolve()))
+        io.stdout.write(body, (err) => (err ? reject(err) : resolve()))
       );
     } finally {
       clearTimeout(timer);

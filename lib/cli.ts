@@ -5,6 +5,7 @@
 import {
   Command,
   CommanderError,
+  Help,
   InvalidArgumentError,
   Option,
   type OptionValues,
@@ -69,6 +70,9 @@ export interface ProduceOptions extends GlobalOptions {
   replyTo?: string;
   type?: string;
   appId?: string;
+  userId?: string;
+  /** Seconds since the epoch. */
+  timestamp?: number;
   headers: FieldTable;
   confirm: boolean;
   mandatory: boolean;
@@ -245,6 +249,17 @@ function topologyOptions<A extends any[], O extends OptionValues, G extends Opti
     .option("--no-declare", "declare nothing: the exchange and queue must exist");
 }
 
+/** produce's options that mean nothing for one request and its reply: hidden from call's help, refused. */
+const CALL_UNUSED = ["repeat", "replyTo", "confirm", "lines", "jsonl", "rate"];
+
+/** Help without commander's "(default: false)" and "(default: {})": an off switch needs no default. */
+const HELP = {
+  optionDescription(option: Option): string {
+    const text = new Help().optionDescription(option);
+    return text.replace(/ \(default: (false|\{\})\)$/, "").replace(/, default: (false|\{\})\)$/, ")");
+  },
+};
+
 const EXAMPLES = `
 Examples:
   kmq consume                              # the tutorial's consumer.py: prints each message
@@ -290,7 +305,8 @@ export function parseCommandLine(argv: string[]): Invocation {
     .addHelpText("after", EXAMPLES)
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: () => {} });
+    .configureOutput({ outputError: () => {} })
+    .configureHelp(HELP);
 
   /** produce and call share every message option. */
   const messageCommand = (name: string, description: string) =>
@@ -339,6 +355,12 @@ export function parseCommandLine(argv: string[]): Invocation {
       .option("--reply-to <queue>", "reply-to queue", shortString("--reply-to"))
       .option("--type <type>", "message type", shortString("--type"))
       .option("--app-id <id>", "application id", shortString("--app-id"))
+      .option("--user-id <id>", "user id (RabbitMQ requires the connected user's)", shortString("--user-id"))
+      .option(
+        "--timestamp [seconds]",
+        "timestamp property: now, or these seconds since the epoch",
+        integer("--timestamp", 0, Number.MAX_SAFE_INTEGER),
+      )
       .option("-H, --header <key=value>", "header; key:=json for a typed value (repeatable)", parseHeader, {})
       .option("--no-mandatory", "let the broker drop messages no queue receives (default: an error)")
       .option("--no-confirm", "do not wait for publisher confirms (faster, no delivery guarantee)")
@@ -408,6 +430,8 @@ export function parseCommandLine(argv: string[]): Invocation {
       replyTo: o.replyTo,
       type: o.type,
       appId: o.appId,
+      userId: o.userId,
+      timestamp: o.timestamp === true ? Math.floor(Date.now() / 1000) : o.timestamp,
       headers: o.header,
       confirm: o.confirm,
       mandatory: o.mandatory,
@@ -452,6 +476,14 @@ Examples:
   kmq call -e "" -r rpc "question"`,
     )
     .action((messages, o, cmd) => {
+      // shared with produce, but meaningless for one request and its reply
+      const unused = CALL_UNUSED.find((key) => cmd.getOptionValueSource(key) === "cli");
+      if (unused) {
+        const flag = cmd.options.find((opt) => opt.attributeName() === unused)?.long ?? unused;
+        throw new UsageError(
+          `kmq call does not take ${flag}: it sends one request (an argument, stdin or --file) and waits for its reply`,
+        );
+      }
       const { timeout, ...rest } = o;
       invocation = {
         command: "call",
@@ -461,6 +493,10 @@ Examples:
         },
       };
     });
+
+  for (const opt of call.options) {
+    if (CALL_UNUSED.includes(opt.attributeName())) opt.hideHelp();
+  }
 
   const consume = topologyOptions(
     program.command("consume").description(
@@ -595,6 +631,16 @@ Examples:
       DEFAULTS.queue as string,
     )
     .option("-r, --routing-key <key>", "bind with this key (repeatable; default: test)", collectKeys)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq declare                                   # the tutorial's test_exchange, queue and binding
+  kmq declare -e jobs -q jobs -r jobs           # a direct exchange, a queue, one binding
+  kmq declare -e events -t topic -q audit -r 'order.*' -r 'user.*'
+  kmq declare -e logs -t fanout -q ''           # only the exchange
+  kmq declare -q work                           # only the queue (bound to nothing)`,
+    )
     .action((o, cmd) => {
       const g = globalsOf(cmd);
       invocation = {
@@ -617,7 +663,8 @@ Examples:
     });
 
   for (const cmd of [produce, call, consume, declare]) {
-    cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} });
+    cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} })
+      .configureHelp(HELP);
   }
 
   try {
@@ -635,7 +682,7 @@ Examples:
     }
     const sub = argv.find((a) => ["produce", "call", "consume", "declare"].includes(a));
     const where = sub ? `kmq ${sub}` : "kmq";
-    const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim();
+    const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim().replace(/\.$/, "");
     throw new UsageError(`${message}; run '${where} --help' for usage`);
   }
   return invocation;

@@ -1,5 +1,5 @@
 import type { AMQPChannel } from "@cloudamqp/amqp-client";
-import { classifyError, UsageError } from "./errors.ts";
+import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 
 export const EXCHANGE_TYPES = ["direct", "fanout", "topic", "headers"] as const;
@@ -55,6 +55,12 @@ export interface TopologyOptions {
 /** Builds the shared topology from a command's options; Kombu's defaults fill the gaps. */
 export function topologyFrom(o: TopologyOptions): Topology {
   const serverNamed = o.queue === "";
+  if (serverNamed && o.exchange === "" && o.declare) {
+    throw new UsageError(
+      "-q '' with -e '' is a new queue bound to nothing: no message could reach it; " +
+        "name an exchange to tap (-e EXCHANGE) or a queue to read (-q NAME)",
+    );
+  }
   if (o.declare && o.queue?.startsWith("amq.")) {
     throw new UsageError(
       `queue names starting with 'amq.' are reserved by the broker: choose another name for '${o.queue}', ` +
@@ -91,17 +97,27 @@ export async function declareTopology(
   const { exchange, queue } = topology;
   if (exchange.name !== "") {
     // RabbitMQ refuses to (re)declare its own amq.* exchanges; checking they exist is allowed.
-    const passive = !topology.declare || exchange.name.startsWith("amq.");
-    await step(
-      `${passive ? "checking" : "declaring"} exchange '${exchange.name}'`,
-      log,
-      () =>
-        channel.exchangeDeclare(exchange.name, exchange.type, {
-          passive,
-          durable: exchange.durable,
-          autoDelete: exchange.autoDelete,
-        }),
-    );
+    const reserved = exchange.name.startsWith("amq.");
+    const passive = !topology.declare || reserved;
+    try {
+      await step(
+        `${passive ? "checking" : "declaring"} exchange '${exchange.name}'`,
+        log,
+        () =>
+          channel.exchangeDeclare(exchange.name, exchange.type, {
+            passive,
+            durable: exchange.durable,
+            autoDelete: exchange.autoDelete,
+          }),
+      );
+    } catch (err) {
+      if (!reserved || !topology.declare || !/NOT_FOUND/.test((err as Error).message)) throw err;
+      throw new KmqError(
+        ExitCode.brokerRefused,
+        `exchange '${exchange.name}' does not exist, and names starting with 'amq.' are the broker's own: ` +
+          "kmq cannot declare it; choose another name (the broker's are amq.direct, amq.fanout, amq.topic, amq.headers)",
+      );
+    }
   }
   if (!queue) return undefined;
   if (!topology.declare && queue.name !== "") {

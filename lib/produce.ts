@@ -65,6 +65,8 @@ export function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessagePr
   if (o.replyTo !== undefined) p.replyTo = o.replyTo;
   if (o.type !== undefined) p.type = o.type;
   if (o.appId !== undefined) p.appId = o.appId;
+  if (o.userId !== undefined) p.userId = o.userId;
+  if (o.timestamp !== undefined) p.timestamp = o.timestamp;
   if (Object.keys(o.headers).length > 0) p.headers = o.headers;
   return p;
 }

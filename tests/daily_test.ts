@@ -76,3 +76,19 @@ Deno.test("a body that is not UTF-8 is labelled as Kombu labels bytes; -C/-E sti
     ]);
   });
 });
+
+Deno.test("produce --timestamp and --user-id set their properties", async () => {
+  const q = unique("kmq-q");
+  await withCleanup({ queues: [q] }, async () => {
+    const user = new URL(TEST_URL).username || "guest";
+    const before = Math.floor(Date.now() / 1000);
+    const p = await run(["produce", "-e", "", "-r", q, "-q", q, "--timestamp", "--user-id", user, "now"]);
+    const fixed = await run(["produce", "-e", "", "-r", q, "--timestamp", "1700000000", "then"]);
+    assertEquals([p.code, fixed.code], [0, 0], p.stderr + fixed.stderr);
+    const c = await run(["consume", "-e", "", "-q", q, "-n", "2", "-o", "json"]);
+    const [now, then] = c.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).properties);
+    assert(now.timestamp >= before && now.timestamp <= before + 60, `now: ${now.timestamp}`);
+    assertEquals(now.user_id, user);
+    assertEquals(then.timestamp, 1700000000);
+  });
+});

@@ -356,6 +356,24 @@ function cases(silentPort: number): Case[] {
       code: 2,
       stderr: /a stream queue needs acknowledgements: drop --no-ack/,
     },
+    {
+      name: "a server-named queue bound to nothing",
+      args: ["consume", "-q", "", "-e", ""],
+      code: 2,
+      stderr: /-q '' with -e '' is a new queue bound to nothing/,
+    },
+    {
+      name: "an amq. exchange that does not exist",
+      args: ["produce", "-e", "amq.nothere", "x"],
+      code: 6,
+      stderr: /exchange 'amq.nothere' does not exist, and names starting with 'amq\.' are the broker's own/,
+    },
+    {
+      name: "kmq call with a produce-only option",
+      args: ["call", "--repeat", "3", "x"],
+      code: 2,
+      stderr: /kmq call does not take --repeat/,
+    },
     // input data
     {
       name: "invalid --json argument",
@@ -618,6 +636,11 @@ Deno.test("--help and --version exit 0 on stdout", async () => {
   const sub = await run(["consume", "--help"]);
   assertEquals(sub.code, 0);
   assertMatch(sub.stdout, /--idle-timeout <seconds>/);
+  assert(!/\(default: (false|\{\})\)/.test(sub.stdout), "no default shown for an off switch");
+  const declare = await run(["declare", "--help"]);
+  assertMatch(declare.stdout, /Examples:[\s\S]*kmq declare -e jobs -q jobs -r jobs/);
+  const call = await run(["call", "--help"]);
+  assert(!/--repeat|--lines|--no-confirm/.test(call.stdout), "call lists only what it uses");
   const version = await run(["--version"]);
   assertEquals(version.code, 0);
   const pkg = JSON.parse(await Deno.readTextFile(new URL("../package.json", import.meta.url)));
