@@ -31,9 +31,15 @@ export class CommandLoop extends ConsumeLoop {
       }),
   };
 
+  private readonly running = new Set<Promise<void>>();
+
+  protected override busy(): boolean {
+    return super.busy() || this.running.size > 0;
+  }
+
   protected async process(): Promise<void> {
     const { o } = this;
-    const running = new Set<Promise<void>>();
+    const running = this.running;
     let started = 0;
     const more = () => o.count === undefined || started < o.count;
     const stopTimer = this.boundStop();

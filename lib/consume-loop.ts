@@ -146,9 +146,16 @@ export abstract class ConsumeLoop {
     if (this.o.idleTimeout === undefined) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
+      // messages waiting, or a command still at work, is not idle
+      if (this.busy()) return this.armIdleTimer();
       this.io.log.info(`no message for ${this.o.idleTimeout} s: stopping`);
       this.stop();
     }, this.o.idleTimeout * 1000);
+  }
+
+  /** Whether work is in hand, so --idle-timeout must not end the run yet. */
+  protected busy(): boolean {
+    return this.inbox.length > 0;
   }
 
   /** "routing key 'k', message id 'm'": how a report names a message. */

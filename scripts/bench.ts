@@ -3,7 +3,10 @@
  * alternating run by run, medians quoted. Speed and memory targets are checked here, never in
  * timed tests.
  *
- *   deno task bench [--runs N] [--case 1,2,3,4,5]
+ *   deno task bench [--runs N] [--case 1,2,3,4,5,6] [--before PATH]
+ *
+ * Case 6 (input that attacks kmq's resources) compares dist/kmq with an earlier build given as
+ * --before (e.g. the last release built with `deno task compile:offline` in a worktree).
  *
  * Needs dist/kmq (deno task compile:offline), amqp-publish (Debian's amqp-tools) and a broker
  * at KMQ_URL (default localhost). It uses (and purges) the tutorial's queue 'queue'.
@@ -16,6 +19,7 @@ const arg = (name: string) => {
 };
 const RUNS = Number(arg("--runs") ?? 5);
 const CASES = new Set((arg("--case") ?? "1,2,3,4,5").split(","));
+const BEFORE = arg("--before");
 const BIN = `${ROOT}dist/kmq`;
 const BUN = `${ROOT}node_modules/.bin/bun`;
 const LINES = 200_000;
@@ -33,7 +37,7 @@ interface Contender {
   stdin?: string;
 }
 
-async function timeOnce(c: Contender): Promise<number> {
+async function timeOnce(c: Contender, expectFailure = false): Promise<number> {
   const started = performance.now();
   const child = new Deno.Command(c.cmd, {
     args: c.args,
@@ -45,7 +49,7 @@ async function timeOnce(c: Contender): Promise<number> {
   if (c.stdin) (await Deno.open(c.stdin)).readable.pipeTo(child.stdin).catch(() => {});
   const out = await child.output();
   const ms = performance.now() - started;
-  if (!out.success) {
+  if (!out.success && !expectFailure) {
     throw new Error(`${c.cmd} ${c.args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
   return ms;
@@ -54,13 +58,18 @@ async function timeOnce(c: Contender): Promise<number> {
 /** Alternates the contenders run by run, so drift on the machine hits all alike. */
 async function compare(
   contenders: Record<string, Contender>,
-  opts: { runs?: number; before?: () => Promise<void>; after?: () => Promise<void> } = {},
+  opts: {
+    runs?: number;
+    before?: () => Promise<void>;
+    after?: () => Promise<void>;
+    expectFailure?: boolean;
+  } = {},
 ): Promise<Record<string, number>> {
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   for (let i = 0; i < (opts.runs ?? RUNS); i++) {
     for (const [name, c] of Object.entries(contenders)) {
       await opts.before?.();
-      times[name]!.push(await timeOnce(c));
+      times[name]!.push(await timeOnce(c, opts.expectFailure));
       await opts.after?.();
     }
   }
@@ -233,4 +242,49 @@ if (CASES.has("5")) {
   table(r, "amqp-consume -c 2000 cat", n);
   await purge();
 }
+if (CASES.has("6")) await caseSix();
 await Deno.remove(tmp, { recursive: true });
+
+/** Peak RSS (MiB), wall time (s) and exit code of `bin args` fed `bytes` of 'x' with no newline. */
+async function feedOneLine(bin: string, args: string[], bytes: number): Promise<[number, number, number]> {
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", bin, ...args],
+    env: { KMQ_URL: URL_ },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const started = performance.now();
+  const writer = child.stdin.getWriter();
+  const chunk = new TextEncoder().encode("x".repeat(1024 * 1024));
+  // kmq may stop reading (and exit) long before the line ends: a refused write ends the feeding
+  for (let sent = 0; sent < bytes; sent += chunk.length) {
+    if (!(await writer.write(chunk).then(() => true, () => false))) break;
+  }
+  await writer.close().catch(() => {});
+  const out = await child.output();
+  const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
+  return [Number(lines[lines.length - 1]) / 1024, (performance.now() - started) / 1000, out.code];
+}
+
+async function caseSix(): Promise<void> {
+  const contenders: [string, string][] = [["dist/kmq", BIN]];
+  if (BEFORE) contenders.push(["--before", BEFORE]);
+  const mb = 600;
+  console.log(`\ncase 6a: one ${mb} MB line to produce --lines (refused: over the max message size)`);
+  for (const [name, bin] of contenders) {
+    const [rss, s, code] = await feedOneLine(bin, ["produce", "--lines", "-e", "", "-r", "queue"], mb * 1e6);
+    console.log(`  ${name.padEnd(12)} peak RSS ${rss.toFixed(1)} MiB, ${s.toFixed(1)} s, exit ${code}`);
+  }
+  await purge();
+  const n = 30_000;
+  console.log(`\ncase 6b: parsing ${n} -H headers (then refused: they do not fit a frame)`);
+  const headers = Array.from({ length: n }, (_, i) => ["-H", `k${i}=v`]).flat();
+  const r = await compare(
+    Object.fromEntries(
+      contenders.map(([name, bin]) => [name, { cmd: bin, args: ["produce", ...headers, "x"] }]),
+    ),
+    { runs: 1, expectFailure: true },
+  );
+  table(r, "dist/kmq");
+}

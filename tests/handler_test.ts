@@ -38,7 +38,7 @@ Deno.test("handler: exit 0 acks, 75 requeues, other statuses and signals reject 
     assertEquals(r.code, 8, r.stderr);
     assertMatch(
       r.stderr,
-      /3 message\(s\) not handled: the command failed for them .*; 2 message\(s\) handled$/m,
+      /3 message\(s\) not handled: the command failed for them .*; 2 message\(s\) handled and settled$/m,
     );
     assertEquals(r.stdout.split("\n").filter(Boolean).sort(), ["handled again on redelivery", "handled ok"]);
     assertMatch(r.stderr, /handler exit status 75 for the message with routing key '.*': requeued/);

@@ -292,7 +292,7 @@ scenario(
     await fill(node.url, q, N);
     const started = performance.now();
     // the first message takes longer than the broker allows; RabbitMQ checks about once a minute
-    const c = consumer(node.url, q, ["-n", String(N)], [
+    const c = consumer(node.url, q, ["--idle-timeout", "5"], [
       "sh",
       "-c",
       'b=$(cat); [ "$b" = 1 ] && [ "$KMQ_REDELIVERED" = false ] && sleep 75; echo "$b"',
@@ -303,6 +303,8 @@ scenario(
       r.stderr,
       /consumer_timeout \(1000 ms\) ran out while a message was in hand.*--exec-timeout below it/,
     );
+    const left = await takeAll(node.url, q);
+    assertEquals(left, [], "every message handled and acked");
     await account("11 consume, consumer_timeout under a slow command", N, linesOf(r.stdout), started);
   },
 );
