@@ -31,7 +31,12 @@ async function run(argv: string[]): Promise<number> {
       });
       return ExitCode.ok;
     case "consume":
-      await cmdConsume(invocation.options, { stdout: process.stdout, log, stop: stopOnSignals() });
+      await cmdConsume(invocation.options, {
+        stdout: process.stdout,
+        log,
+        stop: stopOnSignals(),
+        interactive: process.stderr.isTTY === true,
+      });
       return ExitCode.ok;
     case "call":
       await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: process.stdout, log });

@@ -17,7 +17,12 @@ export interface ConsumeIo {
   log: Log;
   /** Aborted on SIGINT/SIGTERM: finish the message in hand, then stop cleanly. */
   stop: AbortSignal;
+  /** stderr is a terminal: say once what kmq waits on. */
+  interactive?: boolean;
 }
+
+/** Said once per run, not again after a reconnect. */
+let saidWaiting = false;
 
 /** Why a loop ended, beyond the ordinary (--count, --idle-timeout, a stop signal). */
 export type LoopEnd = "done" | "readerGone";
@@ -110,6 +115,12 @@ export abstract class ConsumeLoop {
       throw classifyError(err, `consuming from queue '${this.queue}'`);
     }
     this.io.log.info(`consuming from queue '${this.queue}' (prefetch ${this.prefetch})`);
+    if (this.io.interactive && !saidWaiting) {
+      saidWaiting = true;
+      const { exchange, bindingKeys } = this.o.topology;
+      const bound = exchange === "" ? "" : ` (bound to ${exchange}/${bindingKeys.join(", ")})`;
+      this.io.log.warn(`waiting on queue '${this.queue}'${bound}; Ctrl-C to stop`);
+    }
     consumer.wait().then(
       () => this.stop(),
       (err) => {

@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
+import process from "node:process";
 import type { ProduceOptions } from "./cli.ts";
 import { topologyFrom } from "./declarations.ts";
 import { DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
@@ -22,7 +23,7 @@ export interface ProduceIo {
   /** Opened only when the messages come from stdin. */
   stdin: () => AsyncIterable<Uint8Array> & { isTTY?: boolean };
   /** Where progress goes; a live line is drawn only when it is a TTY. */
-  stderr: { isTTY?: boolean; write(text: string): unknown };
+  stderr: { isTTY?: boolean; columns?: number; write(text: string): unknown };
   log: Log;
   verbose: boolean;
   /** Aborted on SIGINT/SIGTERM (the reason names it): send nothing more, wait for the confirms. */
@@ -211,7 +212,8 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
   });
   const started = performance.now();
   await publisher.open();
-  const progress = !o.quiet && io.stderr.isTTY === true
+  // a dumb terminal has no cursor control to redraw the line with
+  const progress = !o.quiet && io.stderr.isTTY === true && process.env.TERM !== "dumb"
     ? liveProgress(publisher, started, io.stderr)
     : undefined;
   const stopTimer = boundStop(o, publisher, io.stop);
@@ -316,9 +318,11 @@ function liveProgress(
   const timer = setInterval(() => {
     const s = (performance.now() - started) / 1000;
     const c = p.counts;
-    stderr.write(
-      `\r\x1b[Kkmq: sent ${c.published}, confirmed ${c.confirmed} (${Math.round(c.published / s)} msg/s)`,
-    );
+    const line = `kmq: sent ${c.published}, confirmed ${c.confirmed} (${Math.round(c.published / s)} msg/s)`;
+    // cut to the terminal's width, read each time (a resize redraws): a wrapped line would not
+    // be overwritten, and each update would become a new line
+    const width = Math.max(10, (stderr.columns ?? 80) - 1);
+    stderr.write(`\r\x1b[K${line.slice(0, width)}`);
   }, 250);
   (timer as unknown as { unref?: () => void }).unref?.();
   return timer;

@@ -193,24 +193,10 @@ if (CASES.has("4")) {
   const count = (1024 * 1024 * 1024) / lineBytes;
   console.log(`\ncase 4: peak RSS of kmq produce --lines fed 1 GiB (${count} lines of ${lineBytes} bytes)`);
   const line = "x".repeat(lineBytes - 1) + "\n";
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%M", BIN, "produce", "--lines"],
-    env: { KMQ_URL: URL_ },
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const started = performance.now();
-  const writer = child.stdin.getWriter();
   const chunk = new TextEncoder().encode(line.repeat(256));
-  for (let i = 0; i < count / 256; i++) await writer.write(chunk);
-  await writer.close();
-  const out = await child.output();
-  const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
-  const kib = Number(lines[lines.length - 1]);
-  const s = (performance.now() - started) / 1000;
+  const [mib, s, code] = await fed(BIN, ["produce", "--lines"], chunk, count / 256);
   console.log(
-    `  peak RSS ${(kib / 1024).toFixed(1)} MiB (target <= 128 MiB), exit ${out.code}, ${s.toFixed(1)} s, ` +
+    `  peak RSS ${mib.toFixed(1)} MiB (target <= 128 MiB), exit ${code}, ${s.toFixed(1)} s, ` +
       `queue held ${await queueDepth()} of ${count}`,
   );
   await purge();
@@ -245,8 +231,13 @@ if (CASES.has("5")) {
 if (CASES.has("6")) await caseSix();
 await Deno.remove(tmp, { recursive: true });
 
-/** Peak RSS (MiB), wall time (s) and exit code of `bin args` fed `bytes` of 'x' with no newline. */
-async function feedOneLine(bin: string, args: string[], bytes: number): Promise<[number, number, number]> {
+/** Peak RSS (MiB), wall time (s) and exit code of `bin args` fed `chunk` `times` times on stdin. */
+async function fed(
+  bin: string,
+  args: string[],
+  chunk: Uint8Array,
+  times: number,
+): Promise<[number, number, number]> {
   const child = new Deno.Command("/usr/bin/time", {
     args: ["-f", "%M", bin, ...args],
     env: { KMQ_URL: URL_ },
@@ -256,9 +247,8 @@ async function feedOneLine(bin: string, args: string[], bytes: number): Promise<
   }).spawn();
   const started = performance.now();
   const writer = child.stdin.getWriter();
-  const chunk = new TextEncoder().encode("x".repeat(1024 * 1024));
-  // kmq may stop reading (and exit) long before the line ends: a refused write ends the feeding
-  for (let sent = 0; sent < bytes; sent += chunk.length) {
+  // kmq may stop reading (and exit) before the input ends: a refused write ends the feeding
+  for (let i = 0; i < times; i++) {
     if (!(await writer.write(chunk).then(() => true, () => false))) break;
   }
   await writer.close().catch(() => {});
@@ -271,9 +261,10 @@ async function caseSix(): Promise<void> {
   const contenders: [string, string][] = [["dist/kmq", BIN]];
   if (BEFORE) contenders.push(["--before", BEFORE]);
   const mb = 600;
-  console.log(`\ncase 6a: one ${mb} MB line to produce --lines (refused: over the max message size)`);
+  console.log(`\ncase 6a: one ${mb} MiB line to produce --lines (refused: over the max message size)`);
   for (const [name, bin] of contenders) {
-    const [rss, s, code] = await feedOneLine(bin, ["produce", "--lines", "-e", "", "-r", "queue"], mb * 1e6);
+    const mib = new TextEncoder().encode("x".repeat(1024 * 1024));
+    const [rss, s, code] = await fed(bin, ["produce", "--lines", "-e", "", "-r", "queue"], mib, mb);
     console.log(`  ${name.padEnd(12)} peak RSS ${rss.toFixed(1)} MiB, ${s.toFixed(1)} s, exit ${code}`);
   }
   await purge();

@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bun=node_modules/.bin/bun
 [ -x "$bun" ] || bun=bun
-exec "$bun" build --compile --minify --bytecode main.ts --outfile dist/kmq
+# a compiled Bun binary would read .env and bunfig.toml from the working directory: a KMQ_URL in
+# some project's .env must not change which broker kmq talks to
+exec "$bun" build --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+  main.ts --outfile dist/kmq

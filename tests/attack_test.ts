@@ -260,3 +260,19 @@ Deno.test("consume -- false: a command that fails is exit 8, also with --idle-ti
     );
   });
 });
+
+Deno.test("a .env or bunfig.toml in the working directory changes nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/.env`, "KMQ_URL=amqp://guest:guest@127.0.0.1:1/\n");
+    await Deno.writeTextFile(
+      `${dir}/bunfig.toml`,
+      '[define]\n"process.env.KMQ_URL" = "\\"amqp://127.0.0.1:1/\\""\n',
+    );
+    // no KMQ_URL of the test run: a .env cannot override a variable that is set
+    const r = await run(["declare", "-e", "", "-q", ""], { cwd: dir, noUrl: true });
+    assertEquals(r.code, 0, r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

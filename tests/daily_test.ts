@@ -20,13 +20,13 @@ Deno.test("consume -q NAME with neither -e nor -r reads the queue and binds noth
   });
 });
 
-/** Runs kmq under a pseudo-terminal (script(1)), so its stdout is a TTY. */
-async function onTerminal(args: string[]): Promise<string> {
+/** Runs kmq under a pseudo-terminal (script(1)), so its stdout and stderr are a TTY. */
+async function onTerminal(args: string[], setup = "", term = "xterm"): Promise<string> {
   const [cmd, pre] = kmqCommand();
-  const line = [cmd, ...pre, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const line = setup + [cmd, ...pre, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const out = await new Deno.Command("script", {
     args: ["-qec", line, "/dev/null"],
-    env: { KMQ_URL: TEST_URL, NO_COLOR: "1", TERM: "xterm" },
+    env: { KMQ_URL: TEST_URL, NO_COLOR: "1", TERM: term },
     stdin: "null",
     stdout: "piped",
   }).output();
@@ -90,5 +90,23 @@ Deno.test("produce --timestamp and --user-id set their properties", async () => 
     assert(now.timestamp >= before && now.timestamp <= before + 60, `now: ${now.timestamp}`);
     assertEquals(now.user_id, user);
     assertEquals(then.timestamp, 1700000000);
+  });
+});
+
+Deno.test("on a terminal: progress fits a 36-column pane, no cursor control when TERM=dumb; consume says what it waits on", async () => {
+  const q = unique("kmq-q");
+  await withCleanup({ queues: [q] }, async () => {
+    const args = ["produce", "-e", "", "-r", q, "-q", q, "--repeat", "3000", "--rate", "2000", "x"];
+    const narrow = await onTerminal(args, "stty cols 36; ");
+    const updates = narrow.split("\r").map((u) => u.replace(/\x1b\[K/g, "").replace(/\n$/, ""));
+    assert(updates.some((u) => u.startsWith("kmq: sent")), JSON.stringify(narrow));
+    for (const u of updates.filter((x) => x.startsWith("kmq: sent"))) {
+      assert(u.length <= 35, `too wide: ${u}`);
+    }
+    const dumb = await onTerminal(args, "", "dumb");
+    assert(!dumb.includes("\x1b["), `no cursor control: ${JSON.stringify(dumb)}`);
+    assertMatch(dumb, /published 3000, confirmed 3000/);
+    const waiting = await onTerminal(["consume", "-q", q, "-n", "1"]);
+    assertMatch(waiting, new RegExp(`waiting on queue '${q}'; Ctrl-C to stop`));
   });
 });

@@ -187,29 +187,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const N = 20;
       const q = unique("f8c");
       const dlq = `${q}-dead`;
-      await deadLettered(node.url, q, dlq);
-      await fill(node.url, q, N);
       const started = performance.now();
       // the command reads the body, sleeps, then prints it: what it prints is what it handled
-      const c = new Running(
-        [
-          "consume",
-          "-q",
-          q,
-          "-e",
-          "",
-          "--no-declare",
-          "-c",
-          "4",
-          "--stop-timeout",
-          "10",
-          "--",
-          "sh",
-          "-c",
-          'b=$(cat); sleep 2; echo "$b"',
-        ],
-        { env: { KMQ_URL: node.url }, setsid: true },
-      );
+      const c = await groupConsumer(node.url, q, N, 10, 'b=$(cat); sleep 2; echo "$b"');
       await sleep(1000); // four commands are in their sleep
       await c.killGroup(signal);
       const r = await finish(c, 20_000, `consume after ${signal} to its group`);
@@ -231,28 +211,8 @@ scenario(
     const N = 8;
     const q = unique("f8b");
     const dlq = `${q}-dead`;
-    await deadLettered(node.url, q, dlq);
-    await fill(node.url, q, N);
     const started = performance.now();
-    const c = new Running(
-      [
-        "consume",
-        "-q",
-        q,
-        "-e",
-        "",
-        "--no-declare",
-        "-c",
-        "4",
-        "--stop-timeout",
-        "1",
-        "--",
-        "sh",
-        "-c",
-        "cat >/dev/null; sleep 30",
-      ],
-      { env: { KMQ_URL: node.url }, setsid: true },
-    );
+    const c = await groupConsumer(node.url, q, N, 1, "cat >/dev/null; sleep 30");
     await sleep(1000);
     const signalled = Date.now();
     await c.killGroup("SIGTERM");
@@ -308,6 +268,28 @@ scenario(
     await account("11 consume, consumer_timeout under a slow command", N, linesOf(r.stdout), started);
   },
 );
+
+/**
+ * `consume -c 4 -- sh -c SCRIPT` in a process group of its own (as a terminal's job), on a queue of
+ * N messages that dead-letters into `${q}-dead`, so a rejected message can be told from a lost one.
+ */
+async function groupConsumer(url: string, q: string, n: number, stopTimeout: number, script: string) {
+  await deadLettered(url, q, `${q}-dead`);
+  await fill(url, q, n);
+  const args = [
+    "consume",
+    "-q",
+    q,
+    "-e",
+    "",
+    "--no-declare",
+    "-c",
+    "4",
+    "--stop-timeout",
+    String(stopTimeout),
+  ];
+  return new Running([...args, "--", "sh", "-c", script], { env: { KMQ_URL: url }, setsid: true });
+}
 
 /** A queue whose rejected messages go to a second queue, so a test can tell rejected from lost. */
 async function deadLettered(url: string, q: string, dlq: string): Promise<void> {
