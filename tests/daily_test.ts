@@ -98,7 +98,7 @@ Deno.test("on a terminal: progress fits a 36-column pane, no cursor control when
   await withCleanup({ queues: [q] }, async () => {
     const args = ["produce", "-e", "", "-r", q, "-q", q, "--repeat", "3000", "--rate", "2000", "x"];
     const narrow = await onTerminal(args, "stty cols 36; ");
-    const updates = narrow.split("\r").map((u) => u.replace(/\x1b\[K/g, "").replace(/\n$/, ""));
+    const updates = narrow.split("\r").map((u) => u.replaceAll("\x1b[K", "").replace(/\n$/, ""));
     assert(updates.some((u) => u.startsWith("kmq: sent")), JSON.stringify(narrow));
     for (const u of updates.filter((x) => x.startsWith("kmq: sent"))) {
       assert(u.length <= 35, `too wide: ${u}`);
