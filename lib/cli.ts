@@ -12,6 +12,7 @@ import {
 } from "@commander-js/extra-typings";
 import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
+import { type Compression, COMPRESSIONS } from "./compression.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { InputError, UsageError } from "./errors.ts";
@@ -74,6 +75,8 @@ export interface ProduceOptions extends GlobalOptions {
   /** Seconds since the epoch. */
   timestamp?: number;
   headers: FieldTable;
+  /** Kombu's compression of each body. */
+  compress?: Compression;
   confirm: boolean;
   mandatory: boolean;
   /** Messages per second at most. */
@@ -250,7 +253,7 @@ function topologyOptions<A extends any[], O extends OptionValues, G extends Opti
 }
 
 /** produce's options that mean nothing for one request and its reply: hidden from call's help, refused. */
-const CALL_UNUSED = ["repeat", "replyTo", "confirm", "lines", "jsonl", "rate"];
+const CALL_UNUSED = ["repeat", "replyTo", "confirm", "lines", "jsonl", "rate", "compress"];
 
 /** Help without commander's "(default: false)" and "(default: {})": an off switch needs no default. */
 const HELP = {
@@ -362,6 +365,11 @@ export function parseCommandLine(argv: string[]): Invocation {
         integer("--timestamp", 0, Number.MAX_SAFE_INTEGER),
       )
       .option("-H, --header <key=value>", "header; key:=json for a typed value (repeatable)", parseHeader, {})
+      .addOption(
+        new Option("--compress <method>", "compress each body as Kombu does (header 'compression')").choices(
+          Object.keys(COMPRESSIONS) as Compression[],
+        ),
+      )
       .option("--no-mandatory", "let the broker drop messages no queue receives (default: an error)")
       .option("--no-confirm", "do not wait for publisher confirms (faster, no delivery guarantee)")
       .option("--rate <msgs/s>", "publish at most this many messages per second", positive("--rate"))
@@ -433,6 +441,7 @@ export function parseCommandLine(argv: string[]): Invocation {
       userId: o.userId,
       timestamp: o.timestamp === true ? Math.floor(Date.now() / 1000) : o.timestamp,
       headers: o.header,
+      compress: o.compress as Compression | undefined,
       confirm: o.confirm,
       mandatory: o.mandatory,
       rate: o.rate,

@@ -10,6 +10,7 @@ import type { ConsumeOptions } from "./cli.ts";
 import { classifyError, ExitCode, KmqError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+import { decompress } from "./compression.ts";
 
 export interface ConsumeIo {
   /** Message data goes here; nothing else does. */
@@ -178,19 +179,27 @@ export abstract class ConsumeLoop {
 }
 
 /**
- * --decode: replaces a gzip or deflate body with its plain bytes (and drops content_encoding).
- * A body that does not decode is rejected without requeue and reported; returns false then.
+ * --decode: undoes Kombu's `compression` header (then drops it) and a gzip or deflate
+ * content_encoding (then drops that). A body that does not decode is rejected without requeue and
+ * reported; returns false then.
  */
 export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolean }): Promise<boolean> {
+  const headers = msg.properties.headers as Record<string, unknown> | undefined;
+  const compression = typeof headers?.compression === "string" ? headers.compression : undefined;
   const encoding = msg.properties.contentEncoding?.toLowerCase();
-  if (encoding !== "gzip" && encoding !== "x-gzip" && encoding !== "deflate") return true;
+  const encoded = encoding === "gzip" || encoding === "x-gzip" || encoding === "deflate";
+  if (compression === undefined && !encoded) return true;
   try {
-    msg.body = decodeBody(msg.body ?? new Uint8Array(0), encoding);
-    delete msg.properties.contentEncoding;
+    let body = msg.body ?? new Uint8Array(0);
+    if (compression !== undefined) body = decompress(body, compression);
+    if (encoded) body = decodeBody(body, encoding);
+    msg.body = body;
+    if (compression !== undefined) delete headers!.compression;
+    if (encoded) delete msg.properties.contentEncoding;
     return true;
   } catch (err) {
     loop.log.warn(
-      `rejected a message (routing key '${msg.routingKey}') whose ${encoding} body does not decode: ${
+      `rejected a message (routing key '${msg.routingKey}') whose ${compression ?? encoding} body does not decode: ${
         (err as Error).message
       }`,
     );

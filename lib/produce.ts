@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
+import { compress, COMPRESSIONS } from "./compression.ts";
 import process from "node:process";
 import type { ProduceOptions } from "./cli.ts";
 import { topologyFrom } from "./declarations.ts";
@@ -69,6 +70,7 @@ export function propertiesFrom(o: ProduceOptions, onlyGiven: boolean): MessagePr
   if (o.userId !== undefined) p.userId = o.userId;
   if (o.timestamp !== undefined) p.timestamp = o.timestamp;
   if (Object.keys(o.headers).length > 0) p.headers = o.headers;
+  if (o.compress !== undefined) p.headers = { ...p.headers, compression: COMPRESSIONS[o.compress] };
   return p;
 }
 
@@ -83,6 +85,9 @@ export function readBodies(
     throw new UsageError(
       "give messages as arguments, as --file, or on stdin with --lines or --jsonl: one of them, not several",
     );
+  }
+  if (o.jsonl && o.compress !== undefined) {
+    throw new UsageError("--compress does not go with --jsonl: a record's body is replayed as it was");
   }
   if (o.messages.length > 0) return fromArguments(o.messages);
   if (o.files.length > 0) return fromFiles(o.files);
@@ -141,7 +146,7 @@ async function* messages(
       exchange: o.topology.exchange,
       routingKey: o.routingKey,
       properties: bytes ? binary : properties,
-      body: body.bytes,
+      body: o.compress === undefined ? body.bytes : compress(body.bytes, o.compress),
       origin: body.origin,
     };
   }

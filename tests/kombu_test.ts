@@ -2,7 +2,7 @@
  * Interoperability with the seed itself: Kombu's producer.py and consumer.py (Debian's
  * python3-kombu), both with their default settings, against kmq with its defaults.
  */
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { run, skipWithoutPython, startConsumer, TEST_URL, unique, withCleanup } from "./helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -58,5 +58,41 @@ Deno.test({ name: "kombu: kmq consume receives what producer.py sends", ignore }
     assertEquals(record.properties.content_type, "text/plain");
     assertEquals(record.properties.content_encoding, "utf-8");
     assertEquals(record.properties.delivery_mode, 2);
+  });
+});
+
+Deno.test({ name: "kombu: compression both ways (zlib), and brotli from kmq to kmq", ignore }, async () => {
+  const q = unique("kmq-kombu-q");
+  const script = `${DIR}compressed.py`;
+  await withCleanup({ queues: [q] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+    // Kombu compresses, kmq --decode undoes it; without --decode the header says how it is packed
+    for (let i = 0; i < 2; i++) {
+      const sent = await new Deno.Command(PYTHON, {
+        args: [script, "send", TEST_URL, q, "zlib", "from kombu"],
+      })
+        .output();
+      assertEquals(sent.code, 0, new TextDecoder().decode(sent.stderr));
+    }
+    const plain = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode"]);
+    assertEquals([plain.code, plain.stdout], [0, "from kombu\n"], plain.stderr);
+    const raw = await run(["consume", "-e", "", "-q", q, "-n", "1", "-o", "json"]);
+    const record = JSON.parse(raw.stdout);
+    assertEquals(record.properties.headers, { compression: "application/x-gzip" });
+    assert(record.body_base64 !== undefined, "still compressed without --decode");
+    // kmq compresses, Kombu decodes
+    const p = await run(["produce", "-e", "", "-r", q, "--compress", "zlib", "from kmq"]);
+    assertEquals(p.code, 0, p.stderr);
+    const got = await new Deno.Command(PYTHON, { args: [script, "get", TEST_URL, q] }).output();
+    assertEquals(got.code, 0, new TextDecoder().decode(got.stderr));
+    assertEquals(JSON.parse(new TextDecoder().decode(got.stdout)), {
+      body: "from kmq",
+      compression: "application/x-gzip",
+    });
+    const b = await run(["produce", "-e", "", "-r", q, "--compress", "brotli", "squeezed"]);
+    assertEquals(b.code, 0, b.stderr);
+    const back = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode", "-o", "json"]);
+    const decoded = JSON.parse(back.stdout);
+    assertEquals([decoded.body, decoded.properties.headers], ["squeezed", {}]);
   });
 });
