@@ -199,9 +199,9 @@ export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolea
     return true;
   } catch (err) {
     loop.log.warn(
-      `rejected a message (routing key '${msg.routingKey}') whose ${compression ?? encoding} body does not decode: ${
-        (err as Error).message
-      }`,
+      `rejected a message (routing key '${msg.routingKey}') whose ${
+        compression ?? encoding
+      } body does not decode: ${(err as Error).message}`,
     );
     if (loop.settle) await msg.reject(false).catch(() => {});
     return false;
