@@ -6,6 +6,7 @@ import process from "node:process";
 import { checkArgumentsUtf8 } from "./lib/argv.ts";
 import { parseCommandLine } from "./lib/cli.ts";
 import { cmdCall } from "./lib/call.ts";
+import { cmdCelerySend } from "./lib/celery.ts";
 import { cmdConsume } from "./lib/consume.ts";
 import { cmdDeclare } from "./lib/declare.ts";
 import { ExitCode, KmqError, redactUrl } from "./lib/errors.ts";
@@ -40,6 +41,16 @@ async function run(argv: string[]): Promise<number> {
       return ExitCode.ok;
     case "call":
       await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: process.stdout, log });
+      return ExitCode.ok;
+    case "celery-send":
+      await cmdCelerySend(invocation.options, {
+        stdin: () => process.stdin,
+        stderr: process.stderr,
+        stdout: process.stdout,
+        log,
+        verbose,
+        stop: stopOnSignals(),
+      });
       return ExitCode.ok;
     case "declare":
       await cmdDeclare(invocation.options, log);

@@ -12,6 +12,7 @@ import {
 } from "@commander-js/extra-typings";
 import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
+import { taskArgument } from "./celery.ts";
 import { type Compression, COMPRESSIONS } from "./compression.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
@@ -122,6 +123,21 @@ export interface ConsumeOptions extends GlobalOptions {
   replyContentType: string;
 }
 
+export interface CelerySendOptions extends GlobalOptions {
+  task: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  /** Seconds from now: the ETA. */
+  countdown?: number;
+  /** ISO 8601 ETA. */
+  eta?: string;
+  /** Seconds from now after which the worker discards the task. */
+  expires?: number;
+  id?: string;
+  /** How the message goes out: produce's options, to the queue through the default exchange. */
+  produce: ProduceOptions;
+}
+
 export interface DeclareOptions extends GlobalOptions {
   topology: TopologyOptions;
 }
@@ -131,6 +147,7 @@ export type Invocation =
   | { command: "consume"; options: ConsumeOptions }
   | { command: "declare"; options: DeclareOptions }
   | { command: "call"; options: CallOptions }
+  | { command: "celery-send"; options: CelerySendOptions }
   /** --help or --version was shown: nothing left to do. */
   | { command: "done" };
 
@@ -671,7 +688,80 @@ Examples:
       };
     });
 
-  for (const cmd of [produce, call, consume, declare]) {
+  const celery = program.command("celery").description("Celery tasks from the shell");
+  const celerySend = celery.command("send")
+    .description("send a Celery task (protocol 2, as Celery 5 sends it) and print its id")
+    .argument("<task>", "the task's name, e.g. tasks.add")
+    .argument("[args...]", "positional arguments: JSON where they read as JSON (2, true, [1]), else strings")
+    .option(
+      "-q, --queue <name>",
+      "the worker's queue (declared durable when missing)",
+      shortString("--queue"),
+      "celery",
+    )
+    .option("--kwargs <json>", "keyword arguments, a JSON object", "{}")
+    .option("--countdown <seconds>", "run no sooner than this many seconds from now", seconds("--countdown"))
+    .option("--eta <iso-time>", "run no sooner than this time (ISO 8601)")
+    .option(
+      "--expires <seconds>",
+      "discard the task if not run within this many seconds",
+      seconds("--expires"),
+    )
+    .option("--id <id>", "the task id (default: a new UUID)", shortString("--id"))
+    .option("--no-declare", "declare nothing: the queue must exist")
+    .option(
+      "--retry-timeout <seconds>",
+      "keep reconnecting this long when the connection drops",
+      seconds("--retry-timeout"),
+      60,
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq celery send tasks.add 2 3
+  kmq celery send tasks.greet Ada --kwargs '{"greeting": "Hi"}' -q default --countdown 10`,
+    )
+    .action((task, args, o, cmd) => {
+      const g = globalsOf(cmd);
+      let kwargs: unknown;
+      try {
+        kwargs = JSON.parse(o.kwargs);
+      } catch {
+        throw new UsageError(`--kwargs '${o.kwargs}' is not JSON: give an object, e.g. '{"x": 1}'`);
+      }
+      if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
+        throw new UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
+      }
+      if (o.eta !== undefined && Number.isNaN(Date.parse(o.eta))) {
+        throw new UsageError(`--eta '${o.eta}' is not an ISO 8601 time, e.g. 2026-12-01T09:00:00Z`);
+      }
+      const produce = parseCommandLine(["produce", "-e", "", "-r", o.queue, "-q", o.queue, "x"]);
+      if (produce.command !== "produce") throw new Error("unreachable");
+      invocation = {
+        command: "celery-send",
+        options: {
+          ...g,
+          task,
+          args: args.map(taskArgument),
+          kwargs: kwargs as Record<string, unknown>,
+          countdown: o.countdown,
+          eta: o.eta,
+          expires: o.expires,
+          id: o.id,
+          produce: {
+            ...produce.options,
+            broker: g.broker,
+            verbose: g.verbose,
+            retryTimeout: o.retryTimeout,
+            topology: { ...produce.options.topology, declare: o.declare },
+            quiet: true,
+          },
+        },
+      };
+    });
+
+  for (const cmd of [produce, call, consume, declare, celery, celerySend]) {
     cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} })
       .configureHelp(HELP);
   }
@@ -686,10 +776,10 @@ Examples:
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
       throw new UsageError(
-        "no command given: use produce, consume, declare or call; run 'kmq --help' for usage",
+        "no command given: use produce, consume, declare, call or celery send; run 'kmq --help' for usage",
       );
     }
-    const sub = argv.find((a) => ["produce", "call", "consume", "declare"].includes(a));
+    const sub = argv.find((a) => ["produce", "call", "consume", "declare", "celery"].includes(a));
     const where = sub ? `kmq ${sub}` : "kmq";
     const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim().replace(/\.$/, "");
     throw new UsageError(`${message}; run '${where} --help' for usage`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a RabbitMQ broker answers on 127.0.0.1:5672 (KMQ_BROKER_PORT), installing Debian's
 # rabbitmq-server and starting a node when none does. With --with-kombu it also installs Debian's
-# python3-kombu and python3-pika, which the interoperability tests run, and openssl (TLS tests).
+# python3-kombu, python3-pika and python3-celery, which the interoperability tests run, and openssl
+# (TLS tests).
 set -euo pipefail
 port="${KMQ_BROKER_PORT:-5672}"
 with_kombu=false
@@ -20,9 +21,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-if $with_kombu && ! /usr/bin/python3 -c "import kombu, pika" 2>/dev/null; then
-  echo "ensure-broker: installing python3-kombu and python3-pika for the interoperability tests" >&2
-  apt_install python3-kombu python3-pika
+if $with_kombu && ! /usr/bin/python3 -c "import kombu, pika, celery" 2>/dev/null; then
+  echo "ensure-broker: installing python3-kombu, python3-pika and python3-celery for the interoperability tests" >&2
+  apt_install python3-kombu python3-pika python3-celery
 fi
 
 if $with_kombu && ! command -v openssl >/dev/null 2>&1; then

@@ -1,0 +1,95 @@
+/** `kmq celery send` against a real Celery worker (Debian's python3-celery). */
+import { assertEquals, assertMatch } from "./assert.ts";
+import { run, skipWithoutPython, sleep, TEST_URL, unique, withCleanup } from "./helpers.ts";
+
+const ignore = await skipWithoutPython("celery");
+const DIR = new URL("./celery/", import.meta.url).pathname;
+
+/** Polls until `ok()` holds or the deadline passes (then fails with `what`). */
+async function until(ok: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function consumers(queue: string): Promise<number> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["-q", "list_queues", "name", "consumers"],
+    stdout: "piped",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith(`${queue}\t`));
+  return Number(line?.split("\t")[1] ?? 0);
+}
+
+Deno.test({ name: "celery send: a real Celery worker runs the task kmq sends", ignore }, async () => {
+  const q = unique("kmq-celery");
+  const out = await Deno.makeTempFile();
+  await withCleanup({ queues: [q], exchanges: [q] }, async () => {
+    const worker = new Deno.Command("/usr/bin/python3", {
+      args: [
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "worker",
+        "-Q",
+        q,
+        "--pool",
+        "solo",
+        "-c",
+        "1",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "warning",
+      ],
+      cwd: DIR,
+      env: { KMQ_CELERY_BROKER: TEST_URL, KMQ_CELERY_QUEUE: q, KMQ_CELERY_OUT: out },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      await until(async () => (await consumers(q)) > 0, "the worker to consume");
+      const plain = await run(["celery", "send", "tasks.add", "2", "3", "-q", q]);
+      assertEquals(plain.code, 0, plain.stderr);
+      const later = await run([
+        "celery",
+        "send",
+        "tasks.add",
+        "4",
+        "1",
+        "--kwargs",
+        '{"scale": 10}',
+        "-q",
+        q,
+        "--countdown",
+        "1",
+        "--id",
+        "kmq-fixed-id",
+      ]);
+      assertEquals([later.code, later.stdout], [0, "kmq-fixed-id\n"], later.stderr);
+      const id = plain.stdout.trim();
+      assertMatch(id, /^[0-9a-f-]{36}$/);
+      const lines = async () => (await Deno.readTextFile(out)).split("\n").filter(Boolean);
+      await until(async () => (await lines()).length >= 2, "both tasks to run");
+      const results = (await lines()).map((l) => JSON.parse(l));
+      assertEquals(results, [{ id, result: 5 }, { id: "kmq-fixed-id", result: 50 }]);
+    } finally {
+      worker.kill("SIGTERM");
+      await worker.output();
+      await Deno.remove(out);
+    }
+  });
+});
+
+Deno.test("celery send: bad --kwargs and --eta are exit 2", async () => {
+  const kw = await run(["celery", "send", "tasks.add", "--kwargs", "[1]"]);
+  assertEquals(kw.code, 2, kw.stderr);
+  assertMatch(kw.stderr, /--kwargs must be a JSON object/);
+  const eta = await run(["celery", "send", "tasks.add", "--eta", "tomorrow"]);
+  assertEquals(eta.code, 2, eta.stderr);
+  assertMatch(eta.stderr, /--eta 'tomorrow' is not an ISO 8601 time/);
+});
