@@ -27,7 +27,9 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
   if (o.command.length > 0) checkCommand(o.command[0]!);
   const topology = topologyFrom(o.topology);
   const totals: Totals = { handled: 0, failed: 0, readerGone: false };
-  let client = await connect({ broker: o.broker, name: "kmq consume", log: io.log });
+  const first = await connectAtStart(o, io);
+  if (!first) return outcome(o, io, totals); // stopped while waiting for the broker
+  let client = first;
   let previousQueue: string | undefined;
   while (true) {
     let loop: ConsumeLoop | undefined;
@@ -146,6 +148,29 @@ function checkCommand(file: string): void {
   const dirs = (process.env.PATH ?? "").split(":").map((d) => d || ".");
   if (!dirs.some((d) => runnable(`${d}/${file}`))) {
     throw new UsageError(`command '${file}' not found in PATH: check the command after --`);
+  }
+}
+
+/**
+ * The first connection: a broker that is down (or restarting) when the consumer starts is waited
+ * for as after a dropped connection, within --retry-timeout, and kmq says so.
+ */
+async function connectAtStart(o: ConsumeOptions, io: ConsumeIo): Promise<AMQPClient | undefined> {
+  try {
+    return await connect({ broker: o.broker, name: "kmq consume", log: io.log });
+  } catch (err) {
+    // a certificate kmq does not trust will not become trusted by waiting
+    if (
+      !(err instanceof KmqError) || err.exitCode !== ExitCode.unreachable ||
+      /TLS certificate/.test(err.message)
+    ) {
+      throw err;
+    }
+    const limit = o.retryTimeout === undefined
+      ? "until it answers (--retry-timeout to give up, Ctrl-C to stop)"
+      : `for up to --retry-timeout ${o.retryTimeout} s`;
+    io.log.warn(`${err.message.replace(/; check that.*$/, "")}; retrying ${limit}`);
+    return reconnect(o, io);
   }
 }
 

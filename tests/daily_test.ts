@@ -1,6 +1,8 @@
 /** What a new user tripped over on the first day (issue "Daily use: no surprises"). */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { kmqCommand, publishRaw, run, TEST_URL, unique, withCleanup } from "./helpers.ts";
+import { kmqCommand, publishRaw, run, Running, sleep, TEST_URL, unique, withCleanup } from "./helpers.ts";
+import { freePort } from "./private_broker.ts";
+import { CuttableProxy } from "./proxy.ts";
 
 Deno.test("consume -q NAME with neither -e nor -r reads the queue and binds nothing", async () => {
   const q = unique("kmq-q");
@@ -108,5 +110,33 @@ Deno.test("on a terminal: progress fits a 36-column pane, no cursor control when
     assertMatch(dumb, /published 3000, confirmed 3000/);
     const waiting = await onTerminal(["consume", "-q", q, "-n", "1"]);
     assertMatch(waiting, new RegExp(`waiting on queue '${q}'; Ctrl-C to stop`));
+  });
+});
+
+Deno.test("consume waits for a broker that is down at start-up (as after a drop), within --retry-timeout", async () => {
+  const q = unique("kmq-q");
+  await withCleanup({ queues: [q] }, async (client) => {
+    const ch = await client.channel();
+    await ch.queueDeclare(q, { durable: true });
+    await publishRaw(client, "", q, "worth the wait");
+    const port = freePort();
+    const url = `amqp://guest:guest@127.0.0.1:${port}/`;
+    const gaveUp = await run(["consume", "-e", "", "-q", q, "--retry-timeout", "1"], {
+      env: { KMQ_URL: url },
+    });
+    assertEquals(gaveUp.code, 4, gaveUp.stderr);
+    assertMatch(gaveUp.stderr, /ECONNREFUSED.*; retrying for up to --retry-timeout 1 s/);
+    assertMatch(gaveUp.stderr, /did not come back within --retry-timeout 1 s/);
+    const c = new Running(["consume", "-e", "", "-q", q, "-n", "1"], { env: { KMQ_URL: url } });
+    await c.waitForStderr("retrying until it answers");
+    await sleep(500);
+    const broker = new URL(TEST_URL);
+    const proxy = new CuttableProxy({ hostname: broker.hostname, port: Number(broker.port || 5672) }, port);
+    try {
+      const r = await c.result();
+      assertEquals([r.code, r.stdout], [0, "worth the wait\n"], r.stderr);
+    } finally {
+      await proxy.close();
+    }
   });
 });

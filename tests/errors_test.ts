@@ -88,7 +88,7 @@ function cases(silentPort: number): Case[] {
     },
     {
       name: "a port that accepts but never answers (10 s)",
-      args: ["consume"],
+      args: ["produce", "x"],
       url: `amqp://${USER}:${SECRET}@127.0.0.1:${silentPort}/`,
       code: 4,
       stderr: /no answer within 10 s; check the host and port/,

@@ -12,8 +12,9 @@ export class CuttableProxy {
   /** Connections the proxy has accepted so far. */
   accepted = 0;
 
-  constructor(private readonly target: { hostname: string; port: number }) {
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  /** `port` 0 (the default) takes any free port. */
+  constructor(private readonly target: { hostname: string; port: number }, port = 0) {
+    this.listener = Deno.listen({ hostname: "127.0.0.1", port });
     this.port = (this.listener.addr as Deno.NetAddr).port;
     this.accepting = this.accept();
   }
