@@ -28,6 +28,8 @@ export interface MessageRecord {
   exchange: string;
   routing_key: string;
   redelivered: boolean;
+  /** When kmq took the delivery (ISO 8601, UTC); ignored on replay. */
+  received_at: string;
   properties: PropertiesRecord;
   body?: string;
   body_base64?: string;
@@ -59,6 +61,7 @@ export function messageToRecord(msg: AMQPMessage): MessageRecord {
     exchange: msg.exchange,
     routing_key: msg.routingKey,
     redelivered: msg.redelivered,
+    received_at: new Date().toISOString(),
     properties: propertiesToRecord(msg.properties),
   };
   const body = msg.body ?? new Uint8Array(0);

@@ -32,6 +32,7 @@ const RECORD_KEYS = new Set([
   "exchange",
   "routing_key",
   "redelivered",
+  "received_at",
   "properties",
   "body",
   "body_base64",

@@ -87,6 +87,10 @@ Deno.test("consume -o json: every property, headers, body or body_base64", async
     const r = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "2", "-o", "json"]);
     assertEquals(r.code, 0, r.stderr);
     const [first, second] = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const received = Date.parse(first.received_at);
+    assert(Math.abs(Date.now() - received) < 60_000, `received_at is when kmq took it: ${first.received_at}`);
+    delete first.received_at;
+    delete second.received_at;
     assertEquals(first, {
       exchange: ex,
       routing_key: "k",
