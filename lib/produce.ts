@@ -17,6 +17,7 @@ import {
   fromLines,
   fromWholeStream,
   stdinChunks,
+  stdinIsDirectory,
 } from "./sources.ts";
 import type { MessageProperties } from "./wire.ts";
 
@@ -93,7 +94,7 @@ export function readBodies(
   if (o.files.length > 0) return fromFiles(o.files);
   const stdin = openStdin();
   if (isDirectory(0)) {
-    throw new InputError("standard input is a directory: redirect a file (< file.txt) or use --file");
+    throw stdinIsDirectory();
   }
   if (stdin.isTTY === true) {
     throw new UsageError(

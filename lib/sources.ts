@@ -21,6 +21,10 @@ function tooBig(origin: string, max: number): InputError {
   );
 }
 
+/** Standard input is a directory (`kmq produce < /tmp`). */
+export const stdinIsDirectory = () =>
+  new InputError("standard input is a directory: redirect a file (< file.txt) or use --file");
+
 /** Reading stdin failed (a directory, an I/O error): bad input, said in one line. */
 export async function* stdinChunks(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   try {
@@ -28,7 +32,7 @@ export async function* stdinChunks(stream: AsyncIterable<Uint8Array>): AsyncGene
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === "EISDIR") {
-      throw new InputError("standard input is a directory: redirect a file (< file.txt) or use --file");
+      throw stdinIsDirectory();
     }
     throw new InputError(`reading standard input: ${(err as Error).message}`);
   }

@@ -96,3 +96,21 @@ Deno.test({ name: "kombu: compression both ways (zlib), and brotli from kmq to k
     assertEquals([decoded.body, decoded.properties.headers], ["squeezed", {}]);
   });
 });
+
+Deno.test(
+  { name: "kombu: a binary body kmq labels application/data reaches Kombu as bytes", ignore },
+  async () => {
+    const q = unique("kmq-kombu-q");
+    await withCleanup({ queues: [q] }, async () => {
+      const bytes = Uint8Array.from([0x7f, 0x45, 0x4c, 0x46, 0xff, 0xfe, 0x00, 0x01]);
+      const p = await run(["produce", "-e", "", "-r", q, "-q", q], { stdin: bytes });
+      assertEquals(p.code, 0, p.stderr);
+      const got = await new Deno.Command(PYTHON, { args: [`${DIR}compressed.py`, "get", TEST_URL, q] })
+        .output();
+      assertEquals(got.code, 0, new TextDecoder().decode(got.stderr));
+      assertEquals(JSON.parse(new TextDecoder().decode(got.stdout)).body, {
+        bytes: btoa(String.fromCharCode(...bytes)),
+      });
+    });
+  },
+);
