@@ -298,6 +298,18 @@ KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name). Exit codes: 0 o
 8 messages a command failed on, 9 consumer cancelled by the broker, 130/143 stopped by SIGINT/SIGTERM,
 141 the reader of stdout went away. Reference: docs/reference.md.`;
 
+/** The version; with -v also the runtime that runs kmq and the platform it was built for. */
+function versionText(argv: string[]): string {
+  if (!argv.includes("-v") && !argv.includes("--verbose")) return VERSION;
+  const versions = process.versions as Record<string, string | undefined>;
+  const runtime = versions.bun
+    ? `bun ${versions.bun}`
+    : versions.deno
+    ? `deno ${versions.deno}`
+    : `node ${versions.node}`;
+  return `kmq ${VERSION} (${runtime}, ${process.platform}-${process.arch})`;
+}
+
 /** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
 export function parseCommandLine(argv: string[]): Invocation {
   let invocation: Invocation = { command: "done" };
@@ -306,7 +318,7 @@ export function parseCommandLine(argv: string[]): Invocation {
     .description(
       "Produce and consume AMQP 0-9-1 messages (RabbitMQ, LavinMQ, …), speaking Kombu's wire format.",
     )
-    .version(VERSION, "-V, --version", "print kmq's version")
+    .version(versionText(argv), "-V, --version", "print kmq's version (with -v: runtime and build target)")
     .helpOption("-h, --help", "show help")
     .addOption(
       new Option("-u, --url <url>", "broker URL (amqp:// or amqps://)").env("KMQ_URL").default(

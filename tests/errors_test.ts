@@ -645,4 +645,9 @@ Deno.test("--help and --version exit 0 on stdout", async () => {
   assertEquals(version.code, 0);
   const pkg = JSON.parse(await Deno.readTextFile(new URL("../package.json", import.meta.url)));
   assertEquals(version.stdout.trim(), pkg.version);
+  const verbose = await run(["-v", "--version"]);
+  assertMatch(
+    verbose.stdout,
+    new RegExp(`^kmq ${pkg.version} \\((bun|deno|node) [\\d.]+[^,]*, \\w+-\\w+\\)\\n$`),
+  );
 });
