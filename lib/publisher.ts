@@ -15,8 +15,6 @@ import {
 export const DEFAULT_WINDOW = 5000;
 /** Unconfirmed body bytes in flight at most (at least one message always goes). */
 export const DEFAULT_WINDOW_BYTES = 4 * 1024 * 1024;
-/** The same connection loss this many times in a row, with no confirm in between, is final. */
-const MAX_REPEATED_LOSSES = 5;
 /** Frames are gathered up to this size and written to the socket in one call. */
 const WRITE_BATCH_BYTES = 128 * 1024;
 
@@ -92,8 +90,9 @@ export class Publisher {
   private fatal?: KmqError;
   private closing = false;
   private blocked?: Promise<void>;
-  /** Connection losses in a row with the same reason and no confirm in between. */
-  private repeatedLosses = { reason: "", count: 0 };
+  /** When the last confirm came (or publishing started), and the connection losses since. */
+  private progressAt = Date.now();
+  private lossesSinceProgress = 0;
   private propsCache = new WeakMap<MessageProperties, Uint8Array>();
   private readonly window: number;
   private readonly windowBytes: number;
@@ -145,6 +144,8 @@ export class Publisher {
       } else if (this.unflushedBytes > 8 * WRITE_BATCH_BYTES) await this.flushAndWait();
       else break;
     }
+    // a stall is counted from the first message waiting for a confirm, not from an idle input
+    if (this.inflightCount() === 0) this.progressAt = Date.now();
     const entry: InFlight = { msg, seq: this.nextSeq++, returned: false };
     this.write(entry);
     this.counts.published++;
@@ -320,7 +321,8 @@ export class Publisher {
   }
 
   private onConfirm(tag: number, multiple: boolean, nack: boolean): void {
-    this.repeatedLosses.count = 0;
+    this.progressAt = Date.now();
+    this.lossesSinceProgress = 0;
     const settle = (e: InFlight) => {
       this.inflightBytes -= e.msg.body.length;
       if (nack) {
@@ -500,14 +502,21 @@ export class Publisher {
           "with --no-confirm kmq cannot tell which of them arrived",
       );
     }
-    const repeated = this.repeatedLosses;
-    repeated.count = repeated.reason === classified.message ? repeated.count + 1 : 1;
-    repeated.reason = classified.message;
-    if (repeated.count < MAX_REPEATED_LOSSES) return undefined;
+    // reconnecting works, but nothing gets confirmed (a message that breaks the connection each
+    // time it is sent): past --retry-timeout without progress, resending is a loop, not a retry
+    if (this.inflightCount() === 0) return undefined; // nothing was waiting: no stall
+    this.lossesSinceProgress++;
+    const stalled = (Date.now() - this.progressAt) / 1000;
+    if (this.lossesSinceProgress < 2 || stalled < this.o.retryTimeout) return undefined;
     return new KmqError(
       ExitCode.brokerRefused,
-      `${classified.message.replace(/; check that.*$/, "")}, ${repeated.count} times in a row with no ` +
-        `message confirmed in between: giving up (resending would repeat it); ${this.progress()}`,
+      `${
+        classified.message.replace(/; check that.*$/, "")
+      }: the connection was lost ${this.lossesSinceProgress} ` +
+        `times with no message confirmed for ${
+          Math.round(stalled)
+        } s (--retry-timeout ${this.o.retryTimeout}): ` +
+        `giving up, resending would repeat it; ${this.progress()}`,
     );
   }
 
