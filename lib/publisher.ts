@@ -483,6 +483,8 @@ export class Publisher {
         }; reconnecting for up to ${this.o.retryTimeout} s`,
       );
     }
+    // a publish waiting for the broker to unblock must see the loss (or the failure) now
+    this.unblock?.();
     this.blocked = undefined;
     this.wakeUp();
   }
