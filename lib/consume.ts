@@ -98,8 +98,8 @@ function outcome(o: ConsumeOptions, io: ConsumeIo, t: Totals, queue?: string, er
   const failed = t.failed > 0 ? `, ${t.failed} not handled (see above)` : "";
   if (io.stop.aborted) {
     const signal = String(io.stop.reason);
-    const topology = topologyFrom(o.topology);
-    const rest = topology.queue?.autoDelete || queue?.startsWith("amq.gen-")
+    // a server-named queue is auto-delete too (its name is the broker's amq.gen-…)
+    const rest = o.topology.autoDelete || queue?.startsWith("amq.gen-")
       ? "the queue is deleted with this consumer"
       : "the rest stay in the queue";
     throw new KmqError(

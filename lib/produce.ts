@@ -1,8 +1,8 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
-import { compress, COMPRESSIONS } from "./compression.ts";
 import process from "node:process";
 import type { ProduceOptions } from "./cli.ts";
+import { compress, COMPRESSIONS } from "./compression.ts";
 import { topologyFrom } from "./declarations.ts";
 import { DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
@@ -258,7 +258,8 @@ async function publishAll(
     stopped = err;
   }
   await publisher.drain();
-  if (stopped instanceof InputError && publisher.counts.published > 0) {
+  // bad input the broker pointed out already says what was confirmed; bad input kmq read does not
+  if (stopped instanceof InputError && stopped !== publisher.failure && publisher.counts.published > 0) {
     throw new InputError(
       `${stopped.message}; the ${publisher.delivered} message(s) before it were published and confirmed`,
     );

@@ -228,6 +228,11 @@ export class Publisher {
       (first ? `; ${waiting} unconfirmed, the first of them ${first.origin}` : "");
   }
 
+  /** The failure that ended publishing, if any (its message already says what was confirmed). */
+  get failure(): KmqError | undefined {
+    return this.fatal;
+  }
+
   /** Messages confirmed as delivered (a returned message is confirmed too, but not delivered). */
   get delivered(): number {
     return this.counts.confirmed - this.counts.returned;
@@ -406,16 +411,14 @@ export class Publisher {
    */
   private sayReturned(sample: string): void {
     const now = Date.now();
-    if (this.counts.returned === 1) {
-      this.o.log.warn(
-        `${sample} was returned as unroutable: no queue is bound for it (kmq carries on and exits 7 at the ` +
-          "end; bind a queue, or pass --no-mandatory to let the broker drop such messages)",
-      );
-    } else if (now - this.lastReturnNote < 5000) return;
-    else {this.o.log.warn(
-        `${this.counts.returned} messages returned as unroutable so far (the last: ${sample})`,
-      );}
+    if (this.counts.returned > 1 && now - this.lastReturnNote < 5000) return;
     this.lastReturnNote = now;
+    this.o.log.warn(
+      this.counts.returned === 1
+        ? `${sample} was returned as unroutable: no queue is bound for it (kmq carries on and exits 7 at ` +
+          "the end; bind a queue, or pass --no-mandatory to let the broker drop such messages)"
+        : `${this.counts.returned} messages returned as unroutable so far (the last: ${sample})`,
+    );
   }
 
   private onChannelClosed(reason: string): void {
@@ -491,8 +494,8 @@ export class Publisher {
 
   /**
    * Only the network or a restarting broker (exit 4) is worth another connection. The broker
-   * refusing or failing (auth, a declaration, a header it cannot hold), and the same loss again
-   * and again with no confirm in between, are final: resending would repeat them forever.
+   * refusing or failing (auth, a declaration, a header it cannot hold), and losses that go on with
+   * nothing confirmed for --retry-timeout, are final: resending would repeat them forever.
    */
   private finalLoss(classified: KmqError): KmqError | undefined {
     if (classified.exitCode !== ExitCode.unreachable) {
