@@ -9,8 +9,7 @@ import type { Writable } from "node:stream";
 import type { ConsumeOptions } from "./cli.ts";
 import { classifyError, ExitCode, KmqError } from "./errors.ts";
 import type { Log } from "./log.ts";
-import { gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
-import { decompress } from "./compression.ts";
+import { decodeContent, decompress } from "./compression.ts";
 
 export interface ConsumeIo {
   /** Message data goes here; nothing else does. */
@@ -191,8 +190,8 @@ export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolea
   if (compression === undefined && !encoded) return true;
   try {
     let body = msg.body ?? new Uint8Array(0);
-    if (compression !== undefined) body = decompress(body, compression);
-    if (encoded) body = decodeBody(body, encoding);
+    if (compression !== undefined) body = await decompress(body, compression);
+    if (encoded) body = decodeContent(body, encoding!);
     msg.body = body;
     if (compression !== undefined) delete headers!.compression;
     if (encoded) delete msg.properties.contentEncoding;
@@ -205,14 +204,5 @@ export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolea
     );
     if (loop.settle) await msg.reject(false).catch(() => {});
     return false;
-  }
-}
-
-function decodeBody(body: Uint8Array, encoding: string): Uint8Array {
-  if (encoding !== "deflate") return gunzipSync(body);
-  try {
-    return inflateSync(body);
-  } catch {
-    return inflateRawSync(body); // "deflate" is sent both with and without the zlib wrapper
   }
 }

@@ -147,7 +147,7 @@ async function* messages(
       exchange: o.topology.exchange,
       routingKey: o.routingKey,
       properties: bytes ? binary : properties,
-      body: o.compress === undefined ? body.bytes : compress(body.bytes, o.compress),
+      body: o.compress === undefined ? body.bytes : await compress(body.bytes, o.compress),
       origin: body.origin,
     };
   }

@@ -2,7 +2,7 @@
  * Interoperability with the seed itself: Kombu's producer.py and consumer.py (Debian's
  * python3-kombu), both with their default settings, against kmq with its defaults.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { run, skipWithoutPython, startConsumer, TEST_URL, unique, withCleanup } from "./helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -111,6 +111,81 @@ Deno.test(
       assertEquals(JSON.parse(new TextDecoder().decode(got.stdout)).body, {
         bytes: btoa(String.fromCharCode(...bytes)),
       });
+    });
+  },
+);
+
+Deno.test({ name: "kombu: bzip2 and lzma both ways, byte-exact from kmq to kmq", ignore }, async () => {
+  const q = unique("kmq-kombu-q");
+  const script = `${DIR}compressed.py`;
+  const text = "from kombu, déjà vu ✓ ".repeat(50);
+  await withCleanup({ queues: [q] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+    for (const [method, header] of [["bzip2", "application/x-bz2"], ["lzma", "application/x-lzma"]]) {
+      // Kombu's names: "bzip2" and "lzma" (which writes .xz)
+      const sent = await new Deno.Command(PYTHON, { args: [script, "send", TEST_URL, q, method!, text] })
+        .output();
+      assertEquals(sent.code, 0, new TextDecoder().decode(sent.stderr));
+      const plain = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode", "-o", "raw"]);
+      assertEquals([plain.code, plain.stdout], [0, text], `${method}: ${plain.stderr}`);
+      // kmq compresses, Kombu decodes
+      const p = await run(["produce", "-e", "", "-r", q, "--compress", method!, text]);
+      assertEquals(p.code, 0, p.stderr);
+      const got = await new Deno.Command(PYTHON, { args: [script, "get", TEST_URL, q] }).output();
+      assertEquals(got.code, 0, new TextDecoder().decode(got.stderr));
+      assertEquals(JSON.parse(new TextDecoder().decode(got.stdout)), { body: text, compression: header });
+      // kmq to kmq, bytes that are not UTF-8 and text that is, unchanged
+      for (
+        const body of [
+          Uint8Array.from([0xff, 0xfe, 0, 1, 0xc0, 0x80, 0xed, 0xa0, 0x80]),
+          new TextEncoder().encode(text),
+        ]
+      ) {
+        const b = await run(["produce", "-e", "", "-r", q, "--compress", method!], { stdin: body });
+        assertEquals(b.code, 0, b.stderr);
+        const back = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode", "-o", "json"]);
+        assertEquals(back.code, 0, back.stderr);
+        const record = JSON.parse(back.stdout);
+        const bytes = record.body_base64 !== undefined
+          ? Uint8Array.from(atob(record.body_base64), (c) => c.charCodeAt(0))
+          : new TextEncoder().encode(record.body);
+        assertEquals([method, [...bytes]], [method, [...body]]);
+        assertEquals(record.properties.headers, {});
+      }
+    }
+  });
+});
+
+Deno.test(
+  { name: "kombu: a compressed body that would decompress past 128 MiB is refused", ignore },
+  async () => {
+    const q = unique("kmq-kombu-q");
+    const script = `${DIR}compressed.py`;
+    await withCleanup({ queues: [q] }, async () => {
+      assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+      for (const method of ["zlib", "bzip2", "lzma"]) {
+        const sent = await new Deno.Command(PYTHON, {
+          args: [script, "zeros", TEST_URL, q, method, String(129 * 1024 * 1024)],
+        }).output();
+        assertEquals(sent.code, 0, new TextDecoder().decode(sent.stderr));
+        const c = await run([
+          "consume",
+          "-e",
+          "",
+          "-q",
+          q,
+          "-n",
+          "1",
+          "--decode",
+          "-o",
+          "raw",
+          "--idle-timeout",
+          "2",
+        ]);
+        assertEquals(c.stdout, "");
+        assertEquals(c.code, 8, c.stderr);
+        assertMatch(c.stderr, /does not decode: it is larger than 134217728 bytes/);
+      }
     });
   },
 );
