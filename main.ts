@@ -18,6 +18,10 @@ async function run(argv: string[]): Promise<number> {
   checkArgumentsUtf8(argv);
   const invocation = parseCommandLine(argv);
   if (invocation.command === "done") return ExitCode.ok;
+  if (invocation.command === "print") {
+    process.stdout.write(invocation.text);
+    return ExitCode.ok;
+  }
   const { verbose } = invocation.options;
   const log = stderrLog(verbose);
   switch (invocation.command) {

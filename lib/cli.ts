@@ -3,6 +3,7 @@
  * touches this file only. Parsing yields a typed {@link Invocation}; main.ts dispatches it.
  */
 import {
+  Argument,
   Command,
   CommanderError,
   Help,
@@ -14,6 +15,7 @@ import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
 import { taskArgument } from "./celery.ts";
 import { type Compression, COMPRESSIONS } from "./compression.ts";
+import { type CommandTree, completionScript, SHELLS } from "./completion.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { InputError, UsageError } from "./errors.ts";
@@ -148,6 +150,8 @@ export type Invocation =
   | { command: "declare"; options: DeclareOptions }
   | { command: "call"; options: CallOptions }
   | { command: "celery-send"; options: CelerySendOptions }
+  /** Text for stdout and nothing else to do (kmq completion). */
+  | { command: "print"; text: string }
   /** --help or --version was shown: nothing left to do. */
   | { command: "done" };
 
@@ -773,7 +777,22 @@ Examples:
       };
     });
 
-  for (const cmd of [produce, call, consume, declare, celery, celerySend]) {
+  const completion = program.command("completion")
+    .description("print a completion script for bash, zsh or fish")
+    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  source <(kmq completion bash)      # in ~/.bashrc
+  source <(kmq completion zsh)       # in ~/.zshrc
+  kmq completion fish > ~/.config/fish/completions/kmq.fish`,
+    )
+    .action((shell) => {
+      invocation = { command: "print", text: completionScript(program as unknown as CommandTree, shell) };
+    });
+
+  for (const cmd of [produce, call, consume, declare, celery, celerySend, completion]) {
     cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} })
       .configureHelp(HELP);
   }
@@ -791,7 +810,9 @@ Examples:
         "no command given: use produce, consume, declare, call or celery send; run 'kmq --help' for usage",
       );
     }
-    const sub = argv.find((a) => ["produce", "call", "consume", "declare", "celery"].includes(a));
+    const sub = argv.find((a) =>
+      ["produce", "call", "consume", "declare", "celery", "completion"].includes(a)
+    );
     const where = sub ? `kmq ${sub}` : "kmq";
     const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim().replace(/\.$/, "");
     throw new UsageError(`${message}; run '${where} --help' for usage`);

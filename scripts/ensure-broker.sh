@@ -31,6 +31,11 @@ if $with_kombu && ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi
 
+if $with_kombu && ! { command -v zsh && command -v fish; } >/dev/null 2>&1; then
+  echo "ensure-broker: installing zsh and fish for the completion tests" >&2
+  apt_install zsh fish
+fi
+
 if answers; then
   exit 0
 fi
