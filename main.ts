@@ -3,18 +3,24 @@
  * line on stderr and a documented exit code; a stack trace only with --verbose.
  */
 import process from "node:process";
-import { checkArgumentsUtf8 } from "./lib/argv.ts";
-import { parseCommandLine } from "./lib/cli.ts";
-import { cmdCall } from "./lib/call.ts";
-import { cmdCelerySend } from "./lib/celery.ts";
-import { cmdConsume } from "./lib/consume.ts";
-import { cmdDeclare } from "./lib/declare.ts";
 import { ExitCode, KmqError, redactUrl } from "./lib/errors.ts";
-import { killRunningHandlers } from "./lib/handler.ts";
-import { stderrLog } from "./lib/log.ts";
-import { cmdProduce } from "./lib/produce.ts";
+import { VERSION } from "./lib/version.ts";
+
+// Each command's modules load when it runs (and commander only when there is a command line to
+// parse): a shell loop pays for what it uses, and `kmq --version` for nearly nothing.
+/** Kills running handlers' process groups; set once consume has loaded them. */
+let killRunningHandlers = () => {};
 
 async function run(argv: string[]): Promise<number> {
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+    return ExitCode.ok;
+  }
+  const [{ checkArgumentsUtf8 }, { parseCommandLine }, { stderrLog }] = await Promise.all([
+    import("./lib/argv.ts"),
+    import("./lib/cli.ts"),
+    import("./lib/log.ts"),
+  ]);
   checkArgumentsUtf8(argv);
   const invocation = parseCommandLine(argv);
   if (invocation.command === "done") return ExitCode.ok;
@@ -25,7 +31,8 @@ async function run(argv: string[]): Promise<number> {
   const { verbose } = invocation.options;
   const log = stderrLog(verbose);
   switch (invocation.command) {
-    case "produce":
+    case "produce": {
+      const { cmdProduce } = await import("./lib/produce.ts");
       await cmdProduce(invocation.options, {
         // opening process.stdin costs start-up time: only touch it when messages come from there
         stdin: () => process.stdin,
@@ -35,7 +42,13 @@ async function run(argv: string[]): Promise<number> {
         stop: stopOnSignals(),
       });
       return ExitCode.ok;
-    case "consume":
+    }
+    case "consume": {
+      const [{ cmdConsume }, handlers] = await Promise.all([
+        import("./lib/consume.ts"),
+        import("./lib/handler.ts"),
+      ]);
+      killRunningHandlers = handlers.killRunningHandlers;
       await cmdConsume(invocation.options, {
         stdout: process.stdout,
         log,
@@ -43,10 +56,14 @@ async function run(argv: string[]): Promise<number> {
         interactive: process.stderr.isTTY === true,
       });
       return ExitCode.ok;
-    case "call":
+    }
+    case "call": {
+      const { cmdCall } = await import("./lib/call.ts");
       await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: process.stdout, log });
       return ExitCode.ok;
-    case "celery-send":
+    }
+    case "celery-send": {
+      const { cmdCelerySend } = await import("./lib/celery.ts");
       await cmdCelerySend(invocation.options, {
         stdin: () => process.stdin,
         stderr: process.stderr,
@@ -56,9 +73,12 @@ async function run(argv: string[]): Promise<number> {
         stop: stopOnSignals(),
       });
       return ExitCode.ok;
-    case "declare":
+    }
+    case "declare": {
+      const { cmdDeclare } = await import("./lib/declare.ts");
       await cmdDeclare(invocation.options, log);
       return ExitCode.ok;
+    }
   }
 }
 

@@ -12,18 +12,16 @@ import {
   type OptionValues,
 } from "@commander-js/extra-typings";
 import process from "node:process";
-import pkg from "../package.json" with { type: "json" };
 import { taskArgument } from "./celery.ts";
 import { type Compression, COMPRESSIONS } from "./compression.ts";
 import { type CommandTree, completionScript, SHELLS } from "./completion.ts";
+import { VERSION } from "./version.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { InputError, UsageError } from "./errors.ts";
 import { FieldError, fieldFromJson, type FieldTable } from "./fields.ts";
 import { type Format, FORMATS } from "./formats.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./sources.ts";
-
-export const VERSION: string = pkg.version;
 
 export interface GlobalOptions {
   broker: BrokerOptions;
