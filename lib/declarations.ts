@@ -88,6 +88,10 @@ export function topologyFrom(o: TopologyOptions): Topology {
 /**
  * Declares the exchange, the queue and its bindings (or, with `declare: false`, checks that they
  * exist) and returns the queue's name — the broker's name for a server-named queue.
+ *
+ * The methods go out back to back and their replies are awaited in order afterwards (the broker
+ * answers a channel's methods in order, and a failure closes the channel, failing the rest): one
+ * round trip instead of one per entity, while an error still names the entity that failed.
  */
 export async function declareTopology(
   channel: AMQPChannel,
@@ -95,40 +99,21 @@ export async function declareTopology(
   log: Log,
 ): Promise<string | undefined> {
   const { exchange, queue } = topology;
-  if (exchange.name !== "") {
-    // RabbitMQ refuses to (re)declare its own amq.* exchanges; checking they exist is allowed.
-    const reserved = exchange.name.startsWith("amq.");
-    const passive = !topology.declare || reserved;
-    try {
-      await step(
-        `${passive ? "checking" : "declaring"} exchange '${exchange.name}'`,
-        log,
-        () =>
-          channel.exchangeDeclare(exchange.name, exchange.type, {
-            passive,
-            durable: exchange.durable,
-            autoDelete: exchange.autoDelete,
-          }),
-      );
-    } catch (err) {
-      if (!reserved || !topology.declare || !/NOT_FOUND/.test((err as Error).message)) throw err;
-      throw new KmqError(
-        ExitCode.brokerRefused,
-        `exchange '${exchange.name}' does not exist, and names starting with 'amq.' are the broker's own: ` +
-          "kmq cannot declare it; choose another name (the broker's are amq.direct, amq.fanout, amq.topic, amq.headers)",
-      );
-    }
+  const exchangeStep = exchange.name === "" ? undefined : declareExchange(channel, topology, log);
+  if (!queue) {
+    await exchangeStep;
+    return undefined;
   }
-  if (!queue) return undefined;
   if (!topology.declare && queue.name !== "") {
-    await step(
+    const check = step(
       `checking queue '${queue.name}'`,
       log,
       () => channel.queueDeclare(queue.name, { passive: true }),
     );
+    await inOrder(exchangeStep, check);
     return queue.name;
   }
-  const ok = await step(
+  const declared = step(
     `declaring queue '${queue.name || "(server-named)"}'`,
     log,
     () =>
@@ -138,15 +123,53 @@ export async function declareTopology(
         autoDelete: queue.autoDelete,
       }),
   );
-  if (queue.name === "") log.info(`the broker named the queue '${ok.name}'`);
-  for (const key of topology.bindingKeys) {
-    await step(
-      `binding queue '${ok.name}' to exchange '${exchange.name}' with key '${key}'`,
+  let name = queue.name;
+  if (name === "") { // a server-named queue's bindings need its name first
+    await inOrder(exchangeStep, declared);
+    name = (await declared).name;
+    log.info(`the broker named the queue '${name}'`);
+  }
+  const binds = topology.bindingKeys.map((key) =>
+    step(
+      `binding queue '${name}' to exchange '${exchange.name}' with key '${key}'`,
       log,
-      () => channel.queueBind(ok.name, exchange.name, key),
+      () => channel.queueBind(name, exchange.name, key),
+    )
+  );
+  await inOrder(exchangeStep, declared, ...binds);
+  return name;
+}
+
+/** Awaits each step in turn, so the first failure is the one reported; the later ones are only its echo. */
+async function inOrder(...steps: (Promise<unknown> | undefined)[]): Promise<void> {
+  for (const s of steps) s?.catch(() => {});
+  for (const s of steps) await s;
+}
+
+async function declareExchange(channel: AMQPChannel, topology: Topology, log: Log): Promise<void> {
+  const { exchange } = topology;
+  // RabbitMQ refuses to (re)declare its own amq.* exchanges; checking they exist is allowed.
+  const reserved = exchange.name.startsWith("amq.");
+  const passive = !topology.declare || reserved;
+  try {
+    await step(
+      `${passive ? "checking" : "declaring"} exchange '${exchange.name}'`,
+      log,
+      () =>
+        channel.exchangeDeclare(exchange.name, exchange.type, {
+          passive,
+          durable: exchange.durable,
+          autoDelete: exchange.autoDelete,
+        }),
+    );
+  } catch (err) {
+    if (!reserved || !topology.declare || !/NOT_FOUND/.test((err as Error).message)) throw err;
+    throw new KmqError(
+      ExitCode.brokerRefused,
+      `exchange '${exchange.name}' does not exist, and names starting with 'amq.' are the broker's own: ` +
+        "kmq cannot declare it; choose another name (the broker's are amq.direct, amq.fanout, amq.topic, amq.headers)",
     );
   }
-  return ok.name;
 }
 
 async function step<T>(what: string, log: Log, action: () => Promise<T>): Promise<T> {

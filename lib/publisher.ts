@@ -111,13 +111,15 @@ export class Publisher {
     const client = await connect({ broker: this.o.broker, name: "kmq produce", log: this.o.log });
     try {
       const channel = await client.channel();
-      await declareTopology(channel, this.o.topology, this.o.log);
-      if (this.o.confirm) {
-        try {
-          await channel.confirmSelect();
-        } catch (err) {
-          throw classifyError(err, "enabling publisher confirms");
-        }
+      // confirm.select goes out right behind the declarations, not a round trip later
+      const declared = declareTopology(channel, this.o.topology, this.o.log);
+      const confirming = this.o.confirm ? channel.confirmSelect() : undefined;
+      confirming?.catch(() => {});
+      await declared;
+      try {
+        await confirming;
+      } catch (err) {
+        throw classifyError(err, "enabling publisher confirms");
       }
       channel.publishConfirmed = (tag: number, multiple: boolean, nack: boolean) =>
         this.onConfirm(tag, multiple, nack);
