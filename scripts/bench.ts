@@ -21,7 +21,6 @@ const RUNS = Number(arg("--runs") ?? 5);
 const CASES = new Set((arg("--case") ?? "1,2,3,4,5").split(","));
 const BEFORE = arg("--before");
 const BIN = `${ROOT}dist/kmq`;
-const BUN = `${ROOT}node_modules/.bin/bun`;
 const LINES = 200_000;
 
 function median(xs: number[]): number {
@@ -36,6 +35,31 @@ interface Contender {
   args: string[];
   stdin?: string;
 }
+
+/** The broker's process id (the shared node's), to read its CPU time beside each run. */
+async function brokerPid(): Promise<number | undefined> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["-q", "eval", "os:getpid()."],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output();
+  const pid = Number(new TextDecoder().decode(out.stdout).replace(/[^0-9]/g, ""));
+  return pid > 0 ? pid : undefined;
+}
+const BROKER = await brokerPid();
+const TICK_MS = 10; // Linux's USER_HZ is 100
+
+/** The broker's user + system CPU time so far, in ms (0 when it cannot be read). */
+async function brokerCpu(): Promise<number> {
+  if (BROKER === undefined) return 0;
+  const stat = await Deno.readTextFile(`/proc/${BROKER}/stat`).catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** The broker CPU time (ms) of each contender's runs, beside the wall times. */
+const cpu: Record<string, number[]> = {};
 
 async function timeOnce(c: Contender, expectFailure = false): Promise<number> {
   const started = performance.now();
@@ -69,7 +93,9 @@ async function compare(
   for (let i = 0; i < (opts.runs ?? RUNS); i++) {
     for (const [name, c] of Object.entries(contenders)) {
       await opts.before?.();
+      const cpuBefore = await brokerCpu();
       times[name]!.push(await timeOnce(c, opts.expectFailure));
+      (cpu[name] ??= []).push((await brokerCpu()) - cpuBefore);
       await opts.after?.();
     }
   }
@@ -84,7 +110,8 @@ function table(results: Record<string, number>, baseline: string, per?: number):
     const what = per
       ? `${ratio.toFixed(2)}x the speed of ${baseline}`
       : `${ratio.toFixed(2)}x the time of ${baseline}`;
-    console.log(`  ${name.padEnd(34)} ${ms.toFixed(1).padStart(9)} ms  ${rate}(${what})`);
+    const broker = cpu[name]?.length ? `, broker CPU ${median(cpu[name]!).toFixed(0)} ms` : "";
+    console.log(`  ${name.padEnd(40)} ${ms.toFixed(1).padStart(9)} ms  ${rate}(${what}${broker})`);
   }
 }
 
@@ -104,16 +131,8 @@ async function queueDepth(): Promise<number> {
 /** Builds a baseline exactly as dist/kmq is built, so the comparison is runtime for runtime. */
 async function compileBaseline(script: string): Promise<string> {
   const out = `${await Deno.makeTempDir()}/baseline`;
-  const r = await new Deno.Command(BUN, {
-    args: [
-      "build",
-      "--compile",
-      "--minify",
-      "--bytecode",
-      `${ROOT}scripts/baselines/${script}`,
-      "--outfile",
-      out,
-    ],
+  const r = await new Deno.Command("bash", {
+    args: [`${ROOT}scripts/build-offline.sh`, `${ROOT}scripts/baselines/${script}`, "--outfile", out],
     stdout: "null",
     stderr: "piped",
   }).output();
@@ -139,52 +158,80 @@ await Deno.writeTextFile(
 console.log(`kmq bench: ${RUNS} runs per contender, medians; broker ${URL_.replace(/:[^:@/]*@/, ":***@")}`);
 
 if (CASES.has("1")) {
-  console.log(`\ncase 1: ${LINES} 16-byte lines into the durable queue 'queue' (persistent)`);
+  console.log(
+    `\ncase 1: ${LINES} 16-byte lines into the durable queue 'queue' (persistent); like beside like`,
+  );
   const script = await compileBaseline("publish_lines.ts");
-  const r = await compare({
-    "kmq produce --lines (confirmed)": { cmd: BIN, args: ["produce", "--lines"], stdin: linesFile },
-    "amqp-publish -l -p (unconfirmed)": {
-      cmd: "amqp-publish",
-      args: ["-u", URL_.replace(/\/$/, ""), "-e", "test_exchange", "-r", "test", "-l", "-p"],
-      stdin: linesFile,
-    },
-    "amqp-client script (unconfirmed)": { cmd: script, args: [], stdin: linesFile },
-  }, {
+  const amqpPublish = {
+    cmd: "amqp-publish",
+    args: ["-u", URL_.replace(/\/$/, ""), "-e", "test_exchange", "-r", "test", "-l", "-p"],
+    stdin: linesFile,
+  };
+  const settle = {
     before: purge,
     after: async () => {
       const depth = await queueDepth();
       if (depth !== LINES) console.log(`  (warning: the queue held ${depth} messages, not ${LINES})`);
       await purge();
     },
-  });
-  table(r, "amqp-publish -l -p (unconfirmed)", LINES);
+  };
+  console.log("  1a: unconfirmed, not mandatory");
+  const a = await compare({
+    "kmq produce --lines --no-confirm --no-mandatory": {
+      cmd: BIN,
+      args: ["produce", "--lines", "--no-confirm", "--no-mandatory"],
+      stdin: linesFile,
+    },
+    "amqp-publish -l -p": amqpPublish,
+    "amqp-client script": { cmd: script, args: [], stdin: linesFile },
+  }, settle);
+  table(a, "amqp-publish -l -p", LINES);
+  console.log("  1b: confirmed and mandatory (kmq's defaults)");
+  const b = await compare({
+    "kmq produce --lines": { cmd: BIN, args: ["produce", "--lines"], stdin: linesFile },
+    "amqp-client script confirmed": { cmd: script, args: ["confirmed"], stdin: linesFile },
+  }, settle);
+  table(b, "amqp-client script confirmed", LINES);
 }
 
 if (CASES.has("2")) {
-  console.log(`\ncase 2: consume ${LINES} messages to /dev/null (manual acks, prefetch 100)`);
+  console.log(`\ncase 2: consume ${LINES} messages to /dev/null (manual acks, prefetch 100, settled queue)`);
   const script = await compileBaseline("consume_count.ts");
+  // consuming right after a bulk publish runs ~3x slower for every client: let the queue settle
   const fill = async () => {
     await purge();
     await timeOnce({ cmd: BIN, args: ["produce", "--lines"], stdin: linesFile });
+    await new Promise((resolve) => setTimeout(resolve, 5000));
   };
   const r = await compare({
     "kmq consume -n": { cmd: BIN, args: ["consume", "-n", String(LINES)] },
-    "amqp-client consumer": { cmd: script, args: [String(LINES)] },
+    "lean amqp-client consumer": { cmd: script, args: [String(LINES)] },
   }, { before: fill });
-  table(r, "amqp-client consumer", LINES);
+  table(r, "lean amqp-client consumer", LINES);
   await purge();
 }
 
 if (CASES.has("3")) {
+  console.log(`\ncase 3a: start-up: dist/kmq --version (target <= 1.3x a Bun-compiled hello world)`);
+  const hello = await compileBaseline("hello.ts");
+  const a = await compare({
+    "dist/kmq --version": { cmd: BIN, args: ["--version"] },
+    "bun hello world": { cmd: hello, args: [] },
+  }, { runs: RUNS * 10 });
+  table(a, "bun hello world");
   console.log(
-    `\ncase 3: wall time of one produce "Hello World!" (connect, declare, publish, confirm, close)`,
+    `\ncase 3b: one produce "Hello World!" (connect, declare, publish, confirm, close; target <= 2.5x amqp-publish)`,
   );
   const script = await compileBaseline("publish_hello.ts");
-  const r = await compare({
+  const b = await compare({
     "dist/kmq produce": { cmd: BIN, args: ["produce", "Hello World!"] },
-    "amqp-client script": { cmd: script, args: [] },
-  }, { runs: RUNS * 4 });
-  table(r, "amqp-client script");
+    "amqp-publish (no declare, no confirm)": {
+      cmd: "amqp-publish",
+      args: ["-u", URL_.replace(/\/$/, ""), "-e", "test_exchange", "-r", "test", "-p", "-b", "Hello World!"],
+    },
+    "amqp-client script (same work as kmq)": { cmd: script, args: [] },
+  }, { runs: RUNS * 10 });
+  table(b, "amqp-publish (no declare, no confirm)");
   await purge();
 }
 
