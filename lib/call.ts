@@ -32,9 +32,8 @@ export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
 
   const client = await connect({ broker: o.broker, name: "kmq call", log: io.log });
   try {
-    const channel = await client.channel();
-    await declareTopology(
-      channel,
+    const { channel } = await declareTopology(
+      client,
       topologyFrom({ ...o.topology, queue: o.given.has("queue") ? o.topology.queue : undefined }),
       io.log,
     );

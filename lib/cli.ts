@@ -15,6 +15,16 @@ import process from "node:process";
 import { taskArgument } from "./celery.ts";
 import { type Compression, COMPRESSIONS } from "./compression.ts";
 import { type CommandTree, completionScript, SHELLS } from "./completion.ts";
+import {
+  type ArgumentTable,
+  bindingArguments,
+  OVERFLOWS,
+  parseArgument,
+  QUEUE_TYPES,
+  type QueueArgumentOptions,
+  queueArgumentsFrom,
+  streamOffset,
+} from "./arguments.ts";
 import { VERSION } from "./version.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
@@ -30,7 +40,7 @@ export interface GlobalOptions {
 
 /** What commander parsed for the program-wide options. */
 interface ParsedGlobals {
-  url: string;
+  url?: string;
   verbose: boolean;
   cacert?: string;
   cert?: string;
@@ -42,7 +52,7 @@ function globalsOf(cmd: { optsWithGlobals(): OptionValues }): GlobalOptions {
   const g = cmd.optsWithGlobals() as unknown as ParsedGlobals;
   return {
     broker: {
-      url: g.url,
+      url: g.url ?? DEFAULT_URL,
       cacert: g.cacert,
       cert: g.cert,
       key: g.key,
@@ -102,6 +112,8 @@ export interface CallOptions extends ProduceOptions {
 
 export interface ConsumeOptions extends GlobalOptions {
   topology: TopologyOptions;
+  /** basic.consume's arguments: x-stream-offset, x-priority. */
+  consumerArguments: Record<string, unknown>;
   count?: number;
   idleTimeout?: number;
   prefetch: number;
@@ -268,7 +280,92 @@ function topologyOptions<A extends any[], O extends OptionValues, G extends Opti
     .option("--no-durable", "declare a non-durable exchange and queue (Kombu's default is durable)")
     .option("--auto-delete", "declare an auto-delete exchange and queue", false)
     .option("--exclusive", "declare the queue exclusive to this connection", false)
-    .option("--no-declare", "declare nothing: the exchange and queue must exist");
+    .option("--no-declare", "declare nothing: the exchange and queue must exist")
+    .addOption(new Option("--queue-type <type>", "declare the queue of this type").choices(QUEUE_TYPES))
+    .option(
+      "--queue-arg <key=value>",
+      "queue argument; key:=json for a typed value (repeatable), e.g. x-max-priority:=10",
+      (spec: string, into?: ArgumentTable) => parseArgument("--queue-arg", spec, into),
+    )
+    .option(
+      "--max-length <n>",
+      "keep at most n messages (x-max-length)",
+      integer("--max-length", 0, 2 ** 53 - 1),
+    )
+    .option(
+      "--max-length-bytes <n>",
+      "keep at most n bytes of bodies (x-max-length-bytes)",
+      integer("--max-length-bytes", 0, 2 ** 53 - 1),
+    )
+    .option(
+      "--message-ttl <ms>",
+      "drop (or dead-letter) messages older than this (x-message-ttl)",
+      integer("--message-ttl", 0, 2 ** 32 - 1),
+    )
+    .option(
+      "--dead-letter-exchange <name>",
+      "dead-letter to this exchange (x-dead-letter-exchange)",
+      shortString("--dead-letter-exchange"),
+    )
+    .option(
+      "--dead-letter-routing-key <key>",
+      "with this routing key (x-dead-letter-routing-key)",
+      shortString("--dead-letter-routing-key"),
+    )
+    .addOption(new Option("--overflow <behaviour>", "when full (x-overflow)").choices(OVERFLOWS))
+    .option("--single-active-consumer", "one consumer at a time gets messages (x-single-active-consumer)")
+    .option(
+      "--delivery-limit <n>",
+      "quorum: dead-letter a message after n redeliveries (x-delivery-limit)",
+      integer("--delivery-limit", 0, 2 ** 31 - 1),
+    )
+    .option("--max-age <age>", "stream: keep messages this long, e.g. 7D, 12h (x-max-age)")
+    .option(
+      "--exchange-arg <key=value>",
+      "exchange argument; key:=json for a typed value (repeatable)",
+      (spec: string, into?: ArgumentTable) => parseArgument("--exchange-arg", spec, into),
+    )
+    .option(
+      "--alternate-exchange <name>",
+      "unroutable messages go to this exchange (alternate-exchange)",
+      shortString("--alternate-exchange"),
+    )
+    .option(
+      "--bind-arg <key=value>",
+      "binding argument, for a headers exchange the header to match (repeatable)",
+      (spec: string, into?: ArgumentTable) => parseArgument("--bind-arg", spec, into),
+    )
+    .addOption(
+      new Option("--match <all|any>", "headers exchange: match all --bind-arg headers, or any (x-match)")
+        .choices(["all", "any"]),
+    );
+}
+
+/** The declaration arguments of topologyOptions, as the shared topology takes them. */
+function topologyArguments(
+  o: QueueArgumentOptions & {
+    exchangeArg?: ArgumentTable;
+    alternateExchange?: string;
+    bindArg?: ArgumentTable;
+    match?: string;
+  },
+  cmd: { getOptionValueSource(key: string): string | undefined },
+): Pick<
+  TopologyOptions,
+  "queueArguments" | "exchangeArguments" | "bindArguments" | "queueOptionsGiven" | "exchangeOptionsGiven"
+> {
+  const queueArguments = queueArgumentsFrom(o);
+  const exchangeArguments: ArgumentTable = { ...o.exchangeArg };
+  if (o.alternateExchange !== undefined) exchangeArguments["alternate-exchange"] = o.alternateExchange;
+  const given = (key: string) => ["cli", "env"].includes(cmd.getOptionValueSource(key) ?? "");
+  return {
+    queueArguments,
+    exchangeArguments,
+    bindArguments: bindingArguments(o.bindArg, o.match),
+    queueOptionsGiven: Object.keys(queueArguments).length > 0 ||
+      ["durable", "autoDelete", "exclusive"].some(given),
+    exchangeOptionsGiven: Object.keys(exchangeArguments).length > 0 || ["durable", "autoDelete"].some(given),
+  };
 }
 
 /** produce's options that mean nothing for one request and its reply: hidden from call's help, refused. */
@@ -323,8 +420,12 @@ export function parseCommandLine(argv: string[]): Invocation {
     .version(versionText(argv), "-V, --version", "print kmq's version (with -v: runtime and build target)")
     .helpOption("-h, --help", "show help")
     .addOption(
-      new Option("-u, --url <url>", "broker URL (amqp:// or amqps://)").env("KMQ_URL").default(
-        DEFAULT_URL,
+      new Option(
+        "-u, --url <url>",
+        `broker URL (amqp:// or amqps://; default ${DEFAULT_URL.replace(/:[^:@/]*@/, ":***@")}); ` +
+          "several (repeat -u, or a comma-separated list) are tried in turn and failed over",
+      ).env("KMQ_URL").argParser((value: string, previous: string | undefined) =>
+        previous === undefined ? value : `${previous},${value}`
       ),
     )
     .addOption(new Option("--cacert <file>", "trust the CA(s) in this PEM file (amqps://)").env("KMQ_CACERT"))
@@ -452,6 +553,7 @@ export function parseCommandLine(argv: string[]): Invocation {
         autoDelete: o.autoDelete,
         exclusive: o.exclusive,
         declare: o.declare,
+        ...topologyArguments(o as QueueArgumentOptions, cmd),
       },
       messages,
       lines: o.lines,
@@ -558,6 +660,16 @@ Examples:
     .option("--idle-timeout <seconds>", "exit once no message came for this long", seconds("--idle-timeout"))
     .option("-p, --prefetch <n>", "unacknowledged messages in flight", integer("--prefetch", 1, 65535), 100)
     .option("--no-ack", "let the broker ack on delivery (at-most-once)")
+    .option(
+      "--offset <where>",
+      "stream: start at first, last, next, an offset n, an ISO 8601 time or an interval back (e.g. 1h)",
+      streamOffset,
+    )
+    .option(
+      "--consumer-priority <n>",
+      "higher-priority consumers get messages first (x-priority)",
+      integer("--consumer-priority", -(2 ** 31), 2 ** 31 - 1),
+    )
     .option("--accept <content-type>", "accept only this content type, reject others (repeatable)", collect)
     .addOption(
       new Option(
@@ -640,6 +752,11 @@ Examples:
             autoDelete: o.autoDelete,
             exclusive: o.exclusive,
             declare: o.declare,
+            ...topologyArguments(o as QueueArgumentOptions, cmd),
+          },
+          consumerArguments: {
+            ...(o.offset === undefined ? {} : { "x-stream-offset": o.offset }),
+            ...(o.consumerPriority === undefined ? {} : { "x-priority": o.consumerPriority }),
           },
           count: o.count,
           idleTimeout: o.idleTimeout,
@@ -697,6 +814,7 @@ Examples:
             autoDelete: o.autoDelete,
             exclusive: o.exclusive,
             declare: true,
+            ...topologyArguments(o as QueueArgumentOptions, cmd),
           },
         },
       };

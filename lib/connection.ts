@@ -49,21 +49,29 @@ const PERCENT_HINT = "percent-encode special characters in the user name and pas
   "(/ as %2F, ? as %3F, # as %23, % as %25, the at sign as %40) or put the password in KMQ_PASSWORD";
 
 /**
- * Refuses a list of URLs (`A,B`, `A B`, Kombu's `A;B`) before anything is parsed: read as one URL,
- * the second one (password included) would become the vhost name, which the broker logs in clear.
+ * The broker addresses of a `--url`/`KMQ_URL` text: several are separated by commas, spaces or
+ * Kombu's `;`, each separator followed by a URL scheme — so a raw `,` or `;` in a password never
+ * splits it. Each element is parsed on its own: no part of one becomes another's vhost.
  */
-function refuseUrlList(url: string): void {
-  const parts = url.trim().split(/[\s,;]+/).filter((p) => /^[a-z][a-z0-9+.-]*:\/\//i.test(p));
-  if (parts.length > 1) {
-    throw new UsageError(
-      `--url holds ${parts.length} broker URLs: kmq connects to one broker (no failover across a list yet); give one URL`,
-    );
-  }
+export function splitUrls(text: string): string[] {
+  return text.trim().split(/[\s,;]+(?=[a-z][a-z0-9+.-]*:\/\/)/i).map((u) => u.replace(/[\s,;]+$/, ""));
+}
+
+/** Each address of a list checked; a bad one is a usage error naming its position. */
+export function parseBrokerUrls(text: string, name: string): BrokerUrl[] {
+  const urls = splitUrls(text);
+  return urls.map((url, i) => {
+    try {
+      return parseBrokerUrl(url, name);
+    } catch (err) {
+      if (!(err instanceof UsageError) || urls.length === 1) throw err;
+      throw new UsageError(`broker address ${i + 1} of ${urls.length}: ${err.message}`);
+    }
+  });
 }
 
 /** Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. */
 export function parseBrokerUrl(url: string, name: string): BrokerUrl {
-  refuseUrlList(url);
   let u: URL;
   try {
     u = new URL(url);
@@ -160,9 +168,55 @@ async function credentials(broker: BrokerOptions, tls: boolean): Promise<{
   return { password, tlsOptions };
 }
 
-/** Opens a connection, failing with exit 4 within {@link CONNECT_TIMEOUT_SECONDS} when nothing answers. */
+/**
+ * Where a broker list stands: the address in use, where the next connect starts (the one after
+ * the address last used: a lost node is tried last), and how often kmq moved to another node.
+ */
+interface Failover {
+  current?: number;
+  next: number;
+  failovers: number;
+}
+const failoverState = new WeakMap<BrokerOptions, Failover>();
+
+/** How many times connections to `broker` moved to another address of its list. */
+export function failovers(broker: BrokerOptions): number {
+  return failoverState.get(broker)?.failovers ?? 0;
+}
+
+/**
+ * Opens a connection to the first address of the list that accepts one, starting after the
+ * address used last (so a reconnect after a lost node moves on to the next node), each failing
+ * with exit 4 within {@link CONNECT_TIMEOUT_SECONDS} when nothing answers. A refused login or
+ * vhost ends the search: the nodes of one cluster share their users.
+ */
 export async function connect(options: ConnectOptions): Promise<AMQPClient> {
-  const parsed = parseBrokerUrl(options.broker.url, options.name); // usage errors before any file is read
+  const urls = parseBrokerUrls(options.broker.url, options.name); // usage errors before any file is read
+  const state = failoverState.get(options.broker) ?? { next: 0, failovers: 0 };
+  failoverState.set(options.broker, state);
+  let lastError: unknown;
+  for (let tried = 0; tried < urls.length; tried++) {
+    const i = (state.next + tried) % urls.length;
+    try {
+      const client = await connectTo(urls[i]!, options);
+      if (state.current !== undefined && state.current !== i) {
+        state.failovers++;
+        options.log.warn(`failed over to ${urls[i]!.display} (address ${i + 1} of ${urls.length})`);
+      }
+      state.current = i;
+      state.next = (i + 1) % urls.length;
+      return client;
+    } catch (err) {
+      lastError = err;
+      if (!(err instanceof KmqError) || err.exitCode !== ExitCode.unreachable) throw err;
+      if (urls.length > 1) options.log.info(`${(err as Error).message}; trying the next address`);
+    }
+  }
+  state.next = (state.next + 1) % urls.length;
+  throw lastError;
+}
+
+async function connectTo(parsed: BrokerUrl, options: ConnectOptions): Promise<AMQPClient> {
   const { password, tlsOptions } = await credentials(options.broker, parsed.href.startsWith("amqps:"));
   const url = password === undefined ? parsed : withPassword(parsed, password);
   if (new URL(url.href).searchParams.has("insecure")) {
@@ -191,7 +245,9 @@ export async function connect(options: ConnectOptions): Promise<AMQPClient> {
   } finally {
     clearTimeout(timer);
   }
-  options.log.info(`connected (heartbeat ${client.heartbeat} s, frame max ${client.frameMax} bytes)`);
+  options.log.info(
+    `connected to ${url.display} (heartbeat ${client.heartbeat} s, frame max ${client.frameMax} bytes)`,
+  );
   watchHeartbeats(client);
   return client;
 }

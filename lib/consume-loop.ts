@@ -107,7 +107,10 @@ export abstract class ConsumeLoop {
   private async consume() {
     let consumer;
     try {
-      consumer = await this.channel.basicConsume(this.queue, { noAck: this.brokerAck }, (msg) => {
+      consumer = await this.channel.basicConsume(this.queue, {
+        noAck: this.brokerAck,
+        args: this.o.consumerArguments,
+      }, (msg) => {
         this.inbox.push(msg);
         this.wakeUp();
       });

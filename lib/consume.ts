@@ -35,8 +35,7 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
     let loop: ConsumeLoop | undefined;
     let ended = false;
     try {
-      const channel = await client.channel();
-      const queue = await declareTopology(channel, topology, io.log);
+      const { channel, queue } = await declareTopology(client, topology, io.log);
       if (queue === undefined) throw new Error("consume needs a queue");
       if (previousQueue !== undefined && queue !== previousQueue) {
         io.log.warn(`the server-named queue '${previousQueue}' is gone; consuming from '${queue}' now`);

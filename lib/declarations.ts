@@ -1,4 +1,5 @@
-import type { AMQPChannel } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPClient } from "@cloudamqp/amqp-client";
+import { type ArgumentTable, checkQueueType, flagFor } from "./arguments.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 
@@ -19,6 +20,10 @@ export interface ExchangeSpec {
   type: ExchangeType;
   durable: boolean;
   autoDelete: boolean;
+  /** `alternate-exchange` and the like. */
+  arguments: ArgumentTable;
+  /** No exchange options were given: one that exists with other arguments is used as it is. */
+  adopt: boolean;
 }
 
 export interface QueueSpec {
@@ -27,6 +32,13 @@ export interface QueueSpec {
   durable: boolean;
   exclusive: boolean;
   autoDelete: boolean;
+  /** `x-queue-type` and the other `x-` arguments. */
+  arguments: ArgumentTable;
+  /**
+   * No queue options were given: where the queue exists with other arguments (a quorum queue, a
+   * TTL), it is used as it is instead of failing on PRECONDITION_FAILED.
+   */
+  adopt: boolean;
 }
 
 /** One command's topology: an exchange, optionally a queue, and the keys binding them. */
@@ -35,6 +47,8 @@ export interface Topology {
   queue?: QueueSpec;
   /** One binding of the queue to the exchange per key; none with the default exchange. */
   bindingKeys: string[];
+  /** Each binding's arguments (x-match and the headers to match, for a headers exchange). */
+  bindArguments: ArgumentTable;
   /** False with --no-declare: the entities must exist already. */
   declare: boolean;
 }
@@ -50,6 +64,13 @@ export interface TopologyOptions {
   autoDelete: boolean;
   exclusive: boolean;
   declare: boolean;
+  queueArguments?: ArgumentTable;
+  exchangeArguments?: ArgumentTable;
+  bindArguments?: ArgumentTable;
+  /** Any queue option given (type, argument, --no-durable, --auto-delete, --exclusive). */
+  queueOptionsGiven?: boolean;
+  /** Any exchange option given (argument, --no-durable, --auto-delete). */
+  exchangeOptionsGiven?: boolean;
 }
 
 /** Builds the shared topology from a command's options; Kombu's defaults fill the gaps. */
@@ -67,51 +88,104 @@ export function topologyFrom(o: TopologyOptions): Topology {
         "or pass --no-declare to use an existing one",
     );
   }
+  const queueArguments = o.queueArguments ?? {};
+  if (o.queue !== undefined) {
+    checkQueueType(queueArguments, { ...o, serverNamed });
+  }
   return {
     exchange: {
       name: o.exchange,
       type: o.exchangeType,
       durable: o.durable,
       autoDelete: o.autoDelete,
+      arguments: o.exchangeArguments ?? {},
+      adopt: !o.exchangeOptionsGiven,
     },
     queue: o.queue === undefined ? undefined : {
       name: o.queue,
       durable: o.durable && !serverNamed,
       exclusive: o.exclusive || serverNamed,
       autoDelete: o.autoDelete || serverNamed,
+      arguments: queueArguments,
+      adopt: !o.queueOptionsGiven && !serverNamed,
     },
     bindingKeys: o.exchange === "" ? [] : o.bindingKeys,
+    bindArguments: o.bindArguments ?? {},
     declare: o.declare,
   };
 }
 
+/** What declaring left: the channel to go on with and the queue's name. */
+export interface Declared {
+  channel: AMQPChannel;
+  /** The broker's name for a server-named queue; undefined without a queue. */
+  queue?: string;
+}
+
 /**
- * Declares the exchange, the queue and its bindings (or, with `declare: false`, checks that they
- * exist) and returns the queue's name — the broker's name for a server-named queue.
+ * Opens a channel and declares the exchange, the queue and its bindings (or, with `declare:
+ * false`, checks that they exist); with `confirm`, also enables publisher confirms on it.
  *
  * The methods go out back to back and their replies are awaited in order afterwards (the broker
  * answers a channel's methods in order, and a failure closes the channel, failing the rest): one
  * round trip instead of one per entity, while an error still names the entity that failed.
+ *
+ * An exchange or queue that exists with other arguments (a quorum queue, a TTL, an alternate
+ * exchange, …) is used as it is when the command line gave no options for it: the failed channel
+ * is replaced and the entity checked passively. With such options, a queue's mismatch is exit 6
+ * naming the flag that would match; an exchange of another type is never adopted.
  */
 export async function declareTopology(
+  client: AMQPClient,
+  topology: Topology,
+  log: Log,
+  { confirm = false } = {},
+): Promise<Declared> {
+  const passive = { exchange: !topology.declare, queue: !topology.declare };
+  for (;;) {
+    const channel = await client.channel();
+    try {
+      return await declareOn(channel, topology, log, confirm, passive);
+    } catch (err) {
+      const m = inequivalent(err);
+      if (!m) throw err;
+      const spec = m.kind === "queue" ? topology.queue : topology.exchange;
+      if (!spec?.adopt || passive[m.kind] || m.argument === "type") {
+        throw m.kind === "queue" ? conflict(m) : err;
+      }
+      log.info(
+        `${m.kind} '${m.name}' exists ${existing(m)}: using it as it is (no ${m.kind} options given)`,
+      );
+      passive[m.kind] = true;
+      await channel.close().catch(() => {});
+    }
+  }
+}
+
+async function declareOn(
   channel: AMQPChannel,
   topology: Topology,
   log: Log,
-): Promise<string | undefined> {
-  const { exchange, queue } = topology;
-  const exchangeStep = exchange.name === "" ? undefined : declareExchange(channel, topology, log);
+  confirm: boolean,
+  passive: { exchange: boolean; queue: boolean },
+): Promise<Declared> {
+  const exchangeStep = topology.exchange.name === ""
+    ? undefined
+    : declareExchange(channel, topology, log, passive.exchange);
+  const queue = topology.queue;
   if (!queue) {
-    await exchangeStep;
-    return undefined;
+    await inOrder(exchangeStep, confirmStep(channel, confirm));
+    return { channel };
   }
-  if (!topology.declare && queue.name !== "") {
+  if (passive.queue && queue.name !== "") {
     const check = step(
       `checking queue '${queue.name}'`,
       log,
       () => channel.queueDeclare(queue.name, { passive: true }),
     );
-    await inOrder(exchangeStep, check);
-    return queue.name;
+    const binds = topology.declare ? bind(channel, topology, queue.name, log) : [];
+    await inOrder(exchangeStep, check, ...binds, confirmStep(channel, confirm));
+    return { channel, queue: queue.name };
   }
   const declared = step(
     `declaring queue '${queue.name || "(server-named)"}'`,
@@ -121,7 +195,7 @@ export async function declareTopology(
         durable: queue.durable,
         exclusive: queue.exclusive,
         autoDelete: queue.autoDelete,
-      }),
+      }, queue.arguments),
   );
   let name = queue.name;
   if (name === "") { // a server-named queue's bindings need its name first
@@ -129,15 +203,70 @@ export async function declareTopology(
     name = (await declared).name;
     log.info(`the broker named the queue '${name}'`);
   }
-  const binds = topology.bindingKeys.map((key) =>
+  await inOrder(exchangeStep, declared, ...bind(channel, topology, name, log), confirmStep(channel, confirm));
+  return { channel, queue: name };
+}
+
+function bind(channel: AMQPChannel, topology: Topology, queue: string, log: Log): Promise<unknown>[] {
+  const { exchange, bindingKeys, bindArguments } = topology;
+  return bindingKeys.map((key) =>
     step(
-      `binding queue '${name}' to exchange '${exchange.name}' with key '${key}'`,
+      `binding queue '${queue}' to exchange '${exchange.name}' with key '${key}'`,
       log,
-      () => channel.queueBind(name, exchange.name, key),
+      () => channel.queueBind(queue, exchange.name, key, bindArguments),
     )
   );
-  await inOrder(exchangeStep, declared, ...binds);
-  return name;
+}
+
+function confirmStep(channel: AMQPChannel, confirm: boolean): Promise<unknown> | undefined {
+  if (!confirm) return undefined;
+  return channel.confirmSelect().catch((err) => {
+    throw classifyError(err, "enabling publisher confirms");
+  });
+}
+
+interface Mismatch {
+  kind: "queue" | "exchange";
+  name: string;
+  argument: string;
+  /** As the broker words them: "none", "'true'", "the value 'quorum' of type 'longstr'". */
+  received: string;
+  current: string;
+}
+
+/** RabbitMQ's "inequivalent arg 'x' for queue 'q' …: received A but current is B", taken apart. */
+function inequivalent(err: unknown): Mismatch | undefined {
+  const text = err instanceof Error ? err.message : String(err);
+  const m =
+    /inequivalent arg '([^']+)' for (queue|exchange) '([^']*)' in vhost '[^']*': received (.+?) but current is (.+?)(?:; |$)/
+      .exec(text);
+  return m
+    ? { argument: m[1]!, kind: m[2] as Mismatch["kind"], name: m[3]!, received: m[4]!, current: m[5]! }
+    : undefined;
+}
+
+/** "with x-queue-type 'quorum'", "without x-message-ttl". */
+function existing(m: Mismatch): string {
+  const current = valueOf(m.current);
+  return current === "none" ? `without ${m.argument}` : `with ${m.argument} '${current}'`;
+}
+
+/** 'quorum' from "the value 'quorum' of type 'longstr'", 'true' from "'true'", none from "none". */
+function valueOf(worded: string): string {
+  return /'([^']*)'/.exec(worded)?.[1] ?? worded;
+}
+
+function conflict(m: Mismatch): KmqError {
+  const current = valueOf(m.current);
+  const asked = m.received === "none" ? "none" : `'${valueOf(m.received)}'`;
+  const match = current === "none"
+    ? `drop ${flagFor(m.argument, "").trim()}`
+    : `declare it with ${flagFor(m.argument, current)}`;
+  return new KmqError(
+    ExitCode.brokerRefused,
+    `declaring queue '${m.name}': it exists ${existing(m)} where the command line asks for ${asked}: ` +
+      `${match} to match, give no queue options to use it as it is, or delete it first`,
+  );
 }
 
 /** Awaits each step in turn, so the first failure is the one reported; the later ones are only its echo. */
@@ -146,11 +275,16 @@ async function inOrder(...steps: (Promise<unknown> | undefined)[]): Promise<void
   for (const s of steps) await s;
 }
 
-async function declareExchange(channel: AMQPChannel, topology: Topology, log: Log): Promise<void> {
+async function declareExchange(
+  channel: AMQPChannel,
+  topology: Topology,
+  log: Log,
+  adopted: boolean,
+): Promise<void> {
   const { exchange } = topology;
   // RabbitMQ refuses to (re)declare its own amq.* exchanges; checking they exist is allowed.
   const reserved = exchange.name.startsWith("amq.");
-  const passive = !topology.declare || reserved;
+  const passive = adopted || reserved;
   try {
     await step(
       `${passive ? "checking" : "declaring"} exchange '${exchange.name}'`,
@@ -160,7 +294,7 @@ async function declareExchange(channel: AMQPChannel, topology: Topology, log: Lo
           passive,
           durable: exchange.durable,
           autoDelete: exchange.autoDelete,
-        }),
+        }, exchange.arguments),
     );
   } catch (err) {
     if (!reserved || !topology.declare || !/NOT_FOUND/.test((err as Error).message)) throw err;

@@ -7,8 +7,7 @@ import type { Log } from "./log.ts";
 export async function cmdDeclare(o: DeclareOptions, log: Log): Promise<void> {
   const client = await connect({ broker: o.broker, name: "kmq declare", log });
   try {
-    const channel = await client.channel();
-    await declareTopology(channel, topologyFrom(o.topology), log);
+    await declareTopology(client, topologyFrom(o.topology), log);
   } finally {
     await closeQuietly(client);
   }

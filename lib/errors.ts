@@ -97,6 +97,12 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
     if (name === "NOT_IMPLEMENTED" && /automatic acknowledgement/.test(detail)) {
       return new KmqError(ExitCode.usage, `${what}: a stream queue needs acknowledgements: drop --no-ack`);
     }
+    if (name === "PRECONDITION_FAILED" && /invalid arg 'x-stream-offset'/.test(detail)) {
+      return new KmqError(
+        ExitCode.brokerRefused,
+        `${what}: --offset reads streams only, and this queue is not one (${detail}); drop --offset`,
+      );
+    }
     if (name === "INTERNAL_ERROR") {
       return new KmqError(
         ExitCode.brokerRefused,

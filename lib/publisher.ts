@@ -110,17 +110,10 @@ export class Publisher {
   private async connectOnce(): Promise<Link> {
     const client = await connect({ broker: this.o.broker, name: "kmq produce", log: this.o.log });
     try {
-      const channel = await client.channel();
       // confirm.select goes out right behind the declarations, not a round trip later
-      const declared = declareTopology(channel, this.o.topology, this.o.log);
-      const confirming = this.o.confirm ? channel.confirmSelect() : undefined;
-      confirming?.catch(() => {});
-      await declared;
-      try {
-        await confirming;
-      } catch (err) {
-        throw classifyError(err, "enabling publisher confirms");
-      }
+      const { channel } = await declareTopology(client, this.o.topology, this.o.log, {
+        confirm: this.o.confirm,
+      });
       channel.publishConfirmed = (tag: number, multiple: boolean, nack: boolean) =>
         this.onConfirm(tag, multiple, nack);
       channel.onReturn = (msg: AMQPMessage) => this.onReturn(msg);

@@ -168,26 +168,34 @@ function cases(silentPort: number): Case[] {
       code: 2,
       stderr: /a '%' that starts no %XX escape: percent-encode/,
     },
+    // a list of addresses: each parsed alone, the first that answers used, none shown unmasked
     {
-      name: "two URLs separated by a comma",
+      name: "two URLs separated by a comma, the first down",
       args: ["produce", "x"],
-      url: `${URL_OK},amqp://other:${SECRET}2@127.0.0.2/`,
-      code: 2,
-      stderr: /--url holds 2 broker URLs: kmq connects to one broker/,
+      url: `amqp://other:${SECRET}2@127.0.0.1:1/,${URL_OK}`,
+      code: 0,
+      stderr: /^$/,
     },
     {
-      name: "two URLs separated by a space",
-      args: ["consume"],
-      url: `${URL_OK} amqp://other:${SECRET}2@127.0.0.2/`,
-      code: 2,
-      stderr: /--url holds 2 broker URLs/,
+      name: "two URLs separated by a space, the first down",
+      args: ["declare"],
+      url: `amqp://other:${SECRET}2@127.0.0.1:1/ ${URL_OK}`,
+      code: 0,
+      stderr: /^$/,
     },
     {
-      name: "two URLs separated by Kombu's ';'",
+      name: "two URLs separated by Kombu's ';', both down",
       args: ["produce", "x"],
-      url: `${URL_OK};amqp://other:${SECRET}2@127.0.0.2/`,
+      url: `amqp://a:${SECRET}@127.0.0.1:1/;amqp://b:${SECRET}@127.0.0.1:2/`,
+      code: 4,
+      stderr: /connecting to amqp:\/\/b:\*\*\*@127\.0\.0\.1:2\//,
+    },
+    {
+      name: "a malformed second address names its position",
+      args: ["produce", "x"],
+      url: `${URL_OK},amqp://x:${SECRET}@host:notaport/`,
       code: 2,
-      stderr: /--url holds 2 broker URLs/,
+      stderr: /^kmq: broker address 2 of 2: invalid broker URL \(not shown/,
     },
     // the broker refuses the topology
     {
@@ -197,10 +205,19 @@ function cases(silentPort: number): Case[] {
       stderr: new RegExp(`exchange '${names.fanout}'.*PRECONDITION_FAILED.*'fanout'.*--no-declare`),
     },
     {
-      name: "durable conflict",
-      args: ["consume", "-e", "", "-q", names.transientQueue],
+      name: "durable conflict, with queue options given",
+      args: ["consume", "-e", "", "-q", names.transientQueue, "--queue-type", "classic"],
       code: 6,
-      stderr: new RegExp(`queue '${names.transientQueue}'.*PRECONDITION_FAILED.*durable`),
+      stderr: new RegExp(
+        `queue '${names.transientQueue}': it exists with durable 'false' where the command line asks for 'true': ` +
+          "declare it with --no-durable to match",
+      ),
+    },
+    {
+      name: "a non-durable queue, with no queue options: used as it is",
+      args: ["consume", "-e", "", "-q", names.transientQueue, "--idle-timeout", "1"],
+      code: 0,
+      stderr: /^$/,
     },
     {
       name: "missing exchange with --no-declare",

@@ -1,0 +1,258 @@
+/**
+ * Production topology on the shared broker: queue types and arguments (checked with
+ * rabbitmqctl), adopting a queue that exists with other arguments, conflicts, streams read from
+ * an offset, headers-exchange bindings, exchange arguments and consumer arguments.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { run, unique, withCleanup } from "./helpers.ts";
+
+interface Listed {
+  name: string;
+  type?: string;
+  arguments: [string, string, unknown][];
+}
+
+async function list(what: "queues" | "exchanges", ...fields: string[]): Promise<Listed[]> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["-q", `list_${what}`, ...fields, "--formatter", "json"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+async function queue(name: string): Promise<{ type: string; args: Record<string, unknown> }> {
+  const q = (await list("queues", "name", "type", "arguments")).find((q) => q.name === name);
+  assert(q !== undefined, `queue ${name} exists`);
+  return { type: q.type!, args: sorted(Object.fromEntries(q.arguments.map(([k, , v]) => [k, v]))) };
+}
+
+function sorted(table: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(table).sort(([a], [b]) => a < b ? -1 : 1));
+}
+
+Deno.test("topology: each queue type with its arguments, as rabbitmqctl lists them", async () => {
+  const [c, qq, s] = [unique("kmq-classic"), unique("kmq-quorum"), unique("kmq-stream")];
+  await withCleanup({ queues: [c, qq, s] }, async () => {
+    const classic = await run([
+      "declare",
+      "-e",
+      "",
+      "-q",
+      c,
+      "--max-length",
+      "2",
+      "--overflow",
+      "reject-publish",
+      "--message-ttl",
+      "60000",
+      "--dead-letter-exchange",
+      "dlx",
+      "--dead-letter-routing-key",
+      "dead",
+      "--queue-arg",
+      "x-max-priority:=10",
+      "--queue-arg",
+      "x-queue-mode=lazy",
+      "--max-length-bytes",
+      "1000000",
+      "--single-active-consumer",
+    ]);
+    assertEquals(classic.code, 0, classic.stderr);
+    assertEquals(await queue(c), {
+      type: "classic",
+      args: sorted({
+        "x-max-length": 2,
+        "x-overflow": "reject-publish",
+        "x-message-ttl": 60000,
+        "x-dead-letter-exchange": "dlx",
+        "x-dead-letter-routing-key": "dead",
+        "x-max-priority": 10,
+        "x-queue-mode": "lazy",
+        "x-max-length-bytes": 1000000,
+        "x-single-active-consumer": true,
+      }),
+    });
+    const quorum = await run([
+      "declare",
+      "-e",
+      "",
+      "-q",
+      qq,
+      "--queue-type",
+      "quorum",
+      "--delivery-limit",
+      "3",
+    ]);
+    assertEquals(quorum.code, 0, quorum.stderr);
+    assertEquals(await queue(qq), {
+      type: "quorum",
+      args: sorted({ "x-queue-type": "quorum", "x-delivery-limit": 3 }),
+    });
+    const stream = await run(["declare", "-e", "", "-q", s, "--queue-type", "stream", "--max-age", "7D"]);
+    assertEquals(stream.code, 0, stream.stderr);
+    assertEquals(await queue(s), {
+      type: "stream",
+      args: sorted({ "x-queue-type": "stream", "x-max-age": "7D" }),
+    });
+    // the overflow argument works: a third message is refused, and kmq says it was not delivered
+    const p = await run(["produce", "-e", "", "-r", c, "a", "b", "c"]);
+    assertEquals(p.code, 7, p.stderr);
+  });
+});
+
+Deno.test("topology: a queue that exists with other arguments is used as it is, unless options conflict", async () => {
+  const q = unique("kmq-orders");
+  await withCleanup({ queues: [q] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", q, "--queue-type", "quorum"])).code, 0);
+    // what a new user types: no queue options at all
+    const p = await run(["produce", "-e", "", "-r", q, "-q", q, "order 1"]);
+    assertEquals(p.code, 0, p.stderr);
+    const c = await run(["consume", "-q", q, "-n", "1", "-v"]);
+    assertEquals([c.code, c.stdout], [0, "order 1\n"], c.stderr);
+    assertMatch(c.stderr, /queue '.*' exists with x-queue-type .*quorum.*: using it as it is/);
+    assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+    // an explicit declaration that does not match: exit 6, the argument, both values, the flag
+    const classic = await run(["declare", "-e", "", "-q", q, "--queue-type", "classic"]);
+    assertEquals(classic.code, 6);
+    assertMatch(
+      classic.stderr,
+      /^kmq: declaring queue '.*': it exists with x-queue-type 'quorum' where the command line asks for 'classic': declare it with --queue-type quorum to match/,
+    );
+    const plain = await run(["consume", "-q", q, "--single-active-consumer", "-n", "1"]);
+    assertEquals(plain.code, 6);
+    assertMatch(
+      plain.stderr,
+      /exists without x-single-active-consumer where the command line asks for 'true': drop --single-active-consumer to match/,
+    );
+    assertEquals((await queue(q)).type, "quorum");
+    const c2 = unique("kmq-classic");
+    await withCleanup({ queues: [c2] }, async () => {
+      assertEquals((await run(["declare", "-e", "", "-q", c2])).code, 0);
+      const ttl = await run(["consume", "-q", c2, "--message-ttl", "1000", "-n", "1"]);
+      assertEquals(ttl.code, 6);
+      assertMatch(
+        ttl.stderr,
+        /exists without x-message-ttl where the command line asks for '1000': drop --message-ttl to match/,
+      );
+    });
+  });
+});
+
+Deno.test("topology: flags a queue type rules out, and bad arguments, are usage errors", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--queue-type", "quorum", "--exclusive"],
+      /a quorum queue is always durable, shared and kept: drop --exclusive/,
+    ],
+    [["--queue-type", "stream", "--auto-delete"], /a stream queue .*drop --auto-delete/],
+    [["--queue-type", "quorum", "--no-durable"], /drop --no-durable/],
+    [["--queue-type", "lazy"], /'lazy' is invalid.*classic, quorum, stream/],
+    [["--max-age", "1D"], /--max-age is for streams: add --queue-type stream/],
+    [["--queue-type", "stream", "--max-age", "soon"], /--max-age 'soon' is not an age like 7D/],
+    [["--delivery-limit", "3"], /--delivery-limit is for quorum queues/],
+    [["--queue-arg", "x-max-length"], /--queue-arg 'x-max-length' is not key=value/],
+    [["--queue-arg", "x-max-length:=ten"], /--queue-arg 'x-max-length': 'ten' is not valid JSON/],
+    [["--overflow", "explode"], /'explode' is invalid/],
+    [["--max-length", "-1"], /--max-length/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const r = await run(["declare", "-e", "", "-q", unique("kmq-never"), ...flags]);
+    assertEquals([flags.join(" "), r.code], [flags.join(" "), 2], r.stderr);
+    assertMatch(r.stderr, pattern);
+  }
+});
+
+Deno.test("topology: a stream is read from an offset, again and again", async () => {
+  const s = unique("kmq-stream");
+  await withCleanup({ queues: [s] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", s, "--queue-type", "stream"])).code, 0);
+    const lines = Array.from({ length: 100 }, (_, i) => `m${i}\n`).join("");
+    assertEquals((await run(["produce", "-e", "", "-r", s, "--lines"], { stdin: lines })).code, 0);
+    const first = await run(["consume", "-q", s, "--offset", "first", "-n", "100"]);
+    const again = await run(["consume", "-q", s, "--offset", "first", "-n", "100"]);
+    assertEquals([first.code, again.code], [0, 0], first.stderr + again.stderr);
+    assertEquals(first.stdout, lines);
+    assertEquals(again.stdout, lines, "reading a stream removes nothing");
+    // -o json carries each message's offset; resuming at the last seen + 1 goes on from there
+    const json = await run(["consume", "-q", s, "--offset", "first", "-n", "40", "-o", "json"]);
+    const last = JSON.parse(json.stdout.trimEnd().split("\n").at(-1)!);
+    assertEquals(last.properties.headers["x-stream-offset"], { $int64: "39" });
+    const resumed = await run(["consume", "-q", s, "--offset", "40", "-n", "60"]);
+    assertEquals(resumed.stdout, lines.split("\n").slice(40).join("\n"));
+    // an interval back and a time before the first message select all; a time to come, none
+    const hour = await run(["consume", "-q", s, "--offset", "1h", "-n", "100"]);
+    assertEquals(hour.stdout, lines);
+    const since = new Date(Date.now() - 3600_000).toISOString();
+    assertEquals((await run(["consume", "-q", s, "--offset", since, "-n", "100"])).stdout, lines);
+    const future = await run(["consume", "-q", s, "--offset", "2099-01-01T00:00:00Z", "--idle-timeout", "1"]);
+    assertEquals([future.code, future.stdout], [0, ""], future.stderr);
+    // next: only what arrives after the consumer started
+    const bad = await run(["consume", "-q", s, "--offset", "yesterday"]);
+    assertEquals(bad.code, 2);
+    assertMatch(bad.stderr, /--offset 'yesterday' is not first, last, next/);
+  });
+});
+
+Deno.test("topology: --offset on a queue that is not a stream says so", async () => {
+  const q = unique("kmq-plain");
+  await withCleanup({ queues: [q] }, async () => {
+    const r = await run(["consume", "-e", "", "-q", q, "--offset", "first", "-n", "1"]);
+    assertEquals(r.code, 6);
+    assertMatch(r.stderr, /--offset reads streams only, and this queue is not one .*; drop --offset\n$/);
+  });
+});
+
+Deno.test("topology: headers exchange bindings route on -H headers; exchange and consumer arguments", async () => {
+  const [x, alt, q, qAlt] = [unique("kmq-hx"), unique("kmq-alt"), unique("kmq-hq"), unique("kmq-altq")];
+  await withCleanup({ queues: [q, qAlt], exchanges: [x, alt] }, async () => {
+    assertEquals((await run(["declare", "-e", alt, "-t", "fanout", "-q", qAlt])).code, 0);
+    const d = await run([
+      "declare",
+      "-e",
+      x,
+      "-t",
+      "headers",
+      "-q",
+      q,
+      "--bind-arg",
+      "tenant=acme",
+      "--bind-arg",
+      "region=eu",
+      "--match",
+      "any",
+      "--alternate-exchange",
+      alt,
+    ]);
+    assertEquals(d.code, 0, d.stderr);
+    const ex = (await list("exchanges", "name", "arguments")).find((e) => e.name === x);
+    assertEquals(ex?.arguments, [["alternate-exchange", "longstr", alt]]);
+    for (const [header, body] of [["tenant=acme", "a"], ["region=eu", "b"], ["tenant=other", "c"]]) {
+      const p = await run(["produce", "-e", x, "-t", "headers", "-H", header!, body!]);
+      assertEquals(p.code, 0, p.stderr);
+    }
+    const got = await run([
+      "consume",
+      "-e",
+      x,
+      "-t",
+      "headers",
+      "-q",
+      q,
+      "--bind-arg",
+      "tenant=acme",
+      "--bind-arg",
+      "region=eu",
+      "--match",
+      "any",
+      "-n",
+      "2",
+      "--consumer-priority",
+      "5",
+    ]);
+    assertEquals([got.code, got.stdout], [0, "a\nb\n"], got.stderr);
+    // the unmatched one went to the alternate exchange
+    const rest = await run(["consume", "-e", "", "-q", qAlt, "-n", "1"]);
+    assertEquals([rest.code, rest.stdout], [0, "c\n"], rest.stderr);
+  });
+});
