@@ -3,7 +3,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import process from "node:process";
 import type { ConsumeOptions } from "./cli.ts";
 import { CommandLoop } from "./command-loop.ts";
-import { closeQuietly, connect } from "./connection.ts";
+import { closeQuietly, connect, failovers } from "./connection.ts";
 import type { ConsumeIo, ConsumeLoop } from "./consume-loop.ts";
 import { declareTopology, topologyFrom } from "./declarations.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
@@ -94,7 +94,12 @@ function outcome(o: ConsumeOptions, io: ConsumeIo, t: Totals, queue?: string, er
   const did = `${t.handled} message(s) ${o.command.length > 0 ? "handled" : "written"}${
     o.ack ? " and settled" : ""
   }`;
-  const failed = t.failed > 0 ? `, ${t.failed} not handled (see above)` : "";
+  const moved = failovers(o.broker);
+  const failed = (t.failed > 0 ? `, ${t.failed} not handled (see above)` : "") +
+    (moved ? `, ${moved} failover(s) to another node` : "");
+  if (moved && !io.stop.aborted && !t.readerGone && t.failed === 0) {
+    io.log.warn(`${did} with ${moved} failover(s) to another node`);
+  }
   if (io.stop.aborted) {
     const signal = String(io.stop.reason);
     // a server-named queue is auto-delete too (its name is the broker's amq.gen-…)

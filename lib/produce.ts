@@ -3,6 +3,7 @@ import { fstatSync } from "node:fs";
 import process from "node:process";
 import type { ProduceOptions } from "./cli.ts";
 import { compress, COMPRESSIONS } from "./compression.ts";
+import { failovers } from "./connection.ts";
 import { topologyFrom } from "./declarations.ts";
 import { DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
@@ -313,7 +314,9 @@ function summary(p: Publisher, started: number): string {
   const s = (performance.now() - started) / 1000;
   const rate = s > 0 ? Math.round(c.published / s) : c.published;
   const again = c.republished ? `, republished ${c.republished}` : "";
-  return `published ${c.published}, confirmed ${c.confirmed}, returned ${c.returned}, nacked ${c.nacked}${again} ` +
+  const moved = failovers(p.broker);
+  const over = moved ? `, ${moved} failover(s)` : "";
+  return `published ${c.published}, confirmed ${c.confirmed}, returned ${c.returned}, nacked ${c.nacked}${again}${over} ` +
     `in ${s.toFixed(2)} s (${rate} msg/s)`;
 }
 

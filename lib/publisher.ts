@@ -97,6 +97,11 @@ export class Publisher {
   private readonly window: number;
   private readonly windowBytes: number;
 
+  /** The broker options connections are made with (failover counts are kept per options). */
+  get broker(): PublisherOptions["broker"] {
+    return this.o.broker;
+  }
+
   constructor(private readonly o: PublisherOptions) {
     this.window = o.window ?? DEFAULT_WINDOW;
     this.windowBytes = o.windowBytes ?? DEFAULT_WINDOW_BYTES;

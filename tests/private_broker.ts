@@ -108,6 +108,14 @@ export class PrivateBroker {
     }
   }
 
+  /** Makes this (started) node a member of `seed`'s cluster: its own data is reset. */
+  async joinCluster(seed: string): Promise<void> {
+    await this.ctl("stop_app");
+    await this.ctl("reset");
+    await this.ctl("join_cluster", seed);
+    await this.startApp();
+  }
+
   /** Stops the broker application: every connection is closed, durable data stays. */
   async stopApp(): Promise<void> {
     await this.ctl("stop_app");

@@ -163,14 +163,15 @@ Deno.test("topology: flags a queue type rules out, and bad arguments, are usage 
   }
 });
 
-Deno.test("topology: a stream is read from an offset, again and again", async () => {
+Deno.test("topology: a stream of 10,000 messages is read from an offset, again and again", async () => {
   const s = unique("kmq-stream");
   await withCleanup({ queues: [s] }, async () => {
     assertEquals((await run(["declare", "-e", "", "-q", s, "--queue-type", "stream"])).code, 0);
-    const lines = Array.from({ length: 100 }, (_, i) => `m${i}\n`).join("");
+    const N = 10_000;
+    const lines = Array.from({ length: N }, (_, i) => `m${i}\n`).join("");
     assertEquals((await run(["produce", "-e", "", "-r", s, "--lines"], { stdin: lines })).code, 0);
-    const first = await run(["consume", "-q", s, "--offset", "first", "-n", "100"]);
-    const again = await run(["consume", "-q", s, "--offset", "first", "-n", "100"]);
+    const first = await run(["consume", "-q", s, "--offset", "first", "-n", String(N)]);
+    const again = await run(["consume", "-q", s, "--offset", "first", "-n", String(N)]);
     assertEquals([first.code, again.code], [0, 0], first.stderr + again.stderr);
     assertEquals(first.stdout, lines);
     assertEquals(again.stdout, lines, "reading a stream removes nothing");
@@ -178,13 +179,13 @@ Deno.test("topology: a stream is read from an offset, again and again", async ()
     const json = await run(["consume", "-q", s, "--offset", "first", "-n", "40", "-o", "json"]);
     const last = JSON.parse(json.stdout.trimEnd().split("\n").at(-1)!);
     assertEquals(last.properties.headers["x-stream-offset"], { $int64: "39" });
-    const resumed = await run(["consume", "-q", s, "--offset", "40", "-n", "60"]);
+    const resumed = await run(["consume", "-q", s, "--offset", "40", "-n", String(N - 40)]);
     assertEquals(resumed.stdout, lines.split("\n").slice(40).join("\n"));
     // an interval back and a time before the first message select all; a time to come, none
-    const hour = await run(["consume", "-q", s, "--offset", "1h", "-n", "100"]);
+    const hour = await run(["consume", "-q", s, "--offset", "1h", "-n", String(N)]);
     assertEquals(hour.stdout, lines);
     const since = new Date(Date.now() - 3600_000).toISOString();
-    assertEquals((await run(["consume", "-q", s, "--offset", since, "-n", "100"])).stdout, lines);
+    assertEquals((await run(["consume", "-q", s, "--offset", since, "-n", String(N)])).stdout, lines);
     const future = await run(["consume", "-q", s, "--offset", "2099-01-01T00:00:00Z", "--idle-timeout", "1"]);
     assertEquals([future.code, future.stdout], [0, ""], future.stderr);
     // next: only what arrives after the consumer started

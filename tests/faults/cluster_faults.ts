@@ -1,0 +1,92 @@
+/**
+ * Fault scenarios on a private 3-node cluster: kmq is given every node's address, the node it is
+ * connected to dies, and kmq must carry on through another node with nothing lost. The queues are
+ * quorum queues (replicated on all three nodes), so the messages outlive the node.
+ */
+import { assertEquals, assertMatch } from "../assert.ts";
+import { Running, unique } from "../helpers.ts";
+import { PrivateCluster } from "../private_cluster.ts";
+import { account, fill, finish, linesOf, numbered, takeAll, waitFor } from "./scenarios.ts";
+
+function clusterScenario(name: string, fn: (cluster: PrivateCluster) => Promise<void>): void {
+  Deno.test({
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const cluster = new PrivateCluster();
+      try {
+        await cluster.start();
+        await fn(cluster);
+      } finally {
+        await cluster.close();
+      }
+    },
+  });
+}
+
+clusterScenario(
+  "12: 100,000 lines into a quorum queue; the connected node is killed (-9)",
+  async (cluster) => {
+    const N = 100_000;
+    const q = unique("f12");
+    const [first, second] = cluster.nodes;
+    const declared = new Running(["declare", "-e", "", "-q", q, "--queue-type", "quorum"], {
+      env: { KMQ_URL: cluster.urls },
+    });
+    assertEquals((await declared.result()).code, 0);
+    const started = performance.now();
+    const p = new Running(["-v", "produce", "--lines", "-e", "", "-r", q], {
+      env: { KMQ_URL: cluster.urls },
+      pipeStdin: true,
+    });
+    await p.feed(numbered(1, N / 2));
+    await waitFor(async () => (await second!.queueMessages(q)) >= N / 10, 60_000, "a tenth confirmed");
+    await first!.kill9(); // the first address: the node kmq is connected to
+    await p.feed(numbered(N / 2 + 1, N));
+    await p.endInput();
+    const r = await finish(p, 120_000, "produce across the node's death");
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /failed over to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/ \(address 2 of 3\)/);
+    assertMatch(
+      r.stderr,
+      /published \d+, confirmed \d+, returned 0, nacked 0(, republished \d+)?, 1 failover\(s\)/,
+    );
+    await account("12 cluster produce, node killed -9", N, await takeAll(second!.url, q), started);
+  },
+);
+
+const ECHO = ["--", "sh", "-c", "cat; echo"];
+
+for (const withCommand of [false, true]) {
+  const mode = withCommand ? "running a command" : "printing";
+  clusterScenario(
+    `13: kmq consume ${mode} from a quorum queue; the connected node is stopped`,
+    async (cluster) => {
+      const N = withCommand ? 2000 : 20_000;
+      const q = unique("f13");
+      const [first, second] = cluster.nodes;
+      const declared = new Running(["declare", "-e", "", "-q", q, "--queue-type", "quorum"], {
+        env: { KMQ_URL: cluster.urls },
+      });
+      assertEquals((await declared.result()).code, 0);
+      await fill(second!.url, q, N);
+      const started = performance.now();
+      // until idle, not -n: a message handled twice across the failover would leave another unread
+      const until = ["--idle-timeout", "5"];
+      const c = new Running(
+        ["consume", "-e", "", "-q", q, ...until, ...(withCommand ? ["-c", "2", ...ECHO] : ["-p", "1"])],
+        { env: { KMQ_URL: cluster.urls } },
+      );
+      const seen = () => new Set(linesOf(c.stdout)).size;
+      await waitFor(() => seen() >= N / 10, 60_000, "the consumer to get going");
+      await first!.stopApp();
+      const r = await finish(c, 120_000, "consume across the node's stop");
+      assertEquals(r.code, 0, r.stderr);
+      assertMatch(r.stderr, /failed over to .*\(address 2 of 3\)/);
+      assertMatch(r.stderr, /with 1 failover\(s\) to another node/);
+      await account(`13 cluster consume ${mode}, node stopped`, N, linesOf(r.stdout), started);
+      assertEquals((await takeAll(second!.url, q)).length, 0, "every message handled was acked");
+    },
+  );
+}
