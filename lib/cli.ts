@@ -788,11 +788,18 @@ Examples:
       DEFAULTS.queue as string,
     )
     .option("-r, --routing-key <key>", "bind with this key (repeatable; default: test)", collectKeys)
+    .option(
+      "--bind-exchange <source>",
+      "also bind the exchange (-e) to this source exchange with each -r key (repeatable)",
+      (value: string, previous: string[] | undefined) =>
+        collect(shortString("--bind-exchange")(value), previous),
+    )
     .addHelpText(
       "after",
       `
 Examples:
   kmq declare                                   # the tutorial's test_exchange, queue and binding
+  kmq declare -e audit -t fanout -q audit --bind-exchange events -r '#'   # events -> audit -> queue
   kmq declare -e jobs -q jobs -r jobs           # a direct exchange, a queue, one binding
   kmq declare -e events -t topic -q audit -r 'order.*' -r 'user.*'
   kmq declare -e logs -t fanout -q ''           # only the exchange
@@ -815,6 +822,7 @@ Examples:
             exclusive: o.exclusive,
             declare: true,
             ...topologyArguments(o as QueueArgumentOptions, cmd),
+            exchangeSources: o.bindExchange ?? [],
           },
         },
       };

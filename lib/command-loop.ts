@@ -2,6 +2,7 @@ import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { ConsumeLoop, decoded, readerGone, write } from "./consume-loop.ts";
 import { KmqError, UsageError } from "./errors.ts";
 import { type OutputStream, runHandler, terminateRunningHandlers, type Verdict } from "./handler.ts";
+import { TypedField } from "./fields.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./sources.ts";
 
 /**
@@ -129,11 +130,32 @@ export class CommandLoop extends ConsumeLoop {
     this.handled++;
   }
 
+  /**
+   * A quorum queue counts deliveries (x-delivery-count) and, past its x-delivery-limit, dead-letters
+   * or drops a message instead of redelivering it: say so, since "requeued" would then be untrue.
+   */
+  private limitNote(msg: AMQPMessage): string {
+    const raw = msg.properties.headers?.["x-delivery-count"] ?? 0;
+    const count = Number(raw instanceof TypedField ? raw.value : raw);
+    const limit = this.o.topology.queueArguments?.["x-delivery-limit"];
+    if (typeof limit === "number" && count >= limit) {
+      return ` — but it has been delivered ${count + 1} time(s), the queue's delivery limit (${limit}): ` +
+        "the broker dead-letters it (or drops it without a dead-letter exchange) instead of redelivering it";
+    }
+    return count > 0
+      ? ` (delivered ${
+        count + 1
+      } times; a quorum queue's delivery limit, if it has one, dead-letters or drops it)`
+      : "";
+  }
+
   private async settleFailure(msg: AMQPMessage, verdict: Exclude<Verdict, { action: "ack" }>): Promise<void> {
     const { io } = this;
     switch (verdict.action) {
       case "requeue":
-        io.log.warn(`handler ${verdict.why} for the message with ${this.about(msg)}: requeued`);
+        io.log.warn(
+          `handler ${verdict.why} for the message with ${this.about(msg)}: requeued${this.limitNote(msg)}`,
+        );
         return this.settle(() => msg.nack(true));
       case "reject":
         io.log.warn(

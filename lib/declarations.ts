@@ -49,6 +49,8 @@ export interface Topology {
   bindingKeys: string[];
   /** Each binding's arguments (x-match and the headers to match, for a headers exchange). */
   bindArguments: ArgumentTable;
+  /** Source exchanges the exchange is bound to, with each binding key (exchange-to-exchange). */
+  exchangeSources: string[];
   /** False with --no-declare: the entities must exist already. */
   declare: boolean;
 }
@@ -71,6 +73,8 @@ export interface TopologyOptions {
   queueOptionsGiven?: boolean;
   /** Any exchange option given (argument, --no-durable, --auto-delete). */
   exchangeOptionsGiven?: boolean;
+  /** Exchanges the exchange is bound to (kmq declare --bind-exchange), with each binding key. */
+  exchangeSources?: string[];
 }
 
 /** Builds the shared topology from a command's options; Kombu's defaults fill the gaps. */
@@ -111,6 +115,7 @@ export function topologyFrom(o: TopologyOptions): Topology {
     },
     bindingKeys: o.exchange === "" ? [] : o.bindingKeys,
     bindArguments: o.bindArguments ?? {},
+    exchangeSources: o.exchangeSources ?? [],
     declare: o.declare,
   };
 }
@@ -169,9 +174,10 @@ async function declareOn(
   confirm: boolean,
   passive: { exchange: boolean; queue: boolean },
 ): Promise<Declared> {
-  const exchangeStep = topology.exchange.name === ""
-    ? undefined
-    : declareExchange(channel, topology, log, passive.exchange);
+  const exchangeStep = topology.exchange.name === "" ? undefined : inOrder(
+    declareExchange(channel, topology, log, passive.exchange),
+    ...bindExchange(channel, topology, log),
+  );
   const queue = topology.queue;
   if (!queue) {
     await inOrder(exchangeStep, confirmStep(channel, confirm));
@@ -205,6 +211,20 @@ async function declareOn(
   }
   await inOrder(exchangeStep, declared, ...bind(channel, topology, name, log), confirmStep(channel, confirm));
   return { channel, queue: name };
+}
+
+/** The exchange bound to each source exchange, with each key (sent behind its declaration). */
+function bindExchange(channel: AMQPChannel, topology: Topology, log: Log): Promise<unknown>[] {
+  const { exchange, exchangeSources, bindingKeys, bindArguments } = topology;
+  return exchangeSources.flatMap((source) =>
+    bindingKeys.map((key) =>
+      step(
+        `binding exchange '${exchange.name}' to exchange '${source}' with key '${key}'`,
+        log,
+        () => channel.exchangeBind(exchange.name, source, key, bindArguments),
+      )
+    )
+  );
 }
 
 function bind(channel: AMQPChannel, topology: Topology, queue: string, log: Log): Promise<unknown>[] {

@@ -257,3 +257,83 @@ Deno.test("topology: headers exchange bindings route on -H headers; exchange and
     assertEquals([rest.code, rest.stdout], [0, "c\n"], rest.stderr);
   });
 });
+
+Deno.test("topology: kmq declare --bind-exchange binds one exchange to another", async () => {
+  const [src, dst, q] = [unique("kmq-src"), unique("kmq-dst"), unique("kmq-dq")];
+  await withCleanup({ queues: [q], exchanges: [src, dst] }, async () => {
+    assertEquals((await run(["declare", "-e", src, "-t", "topic", "-q", ""])).code, 0);
+    const d = await run([
+      "declare",
+      "-e",
+      dst,
+      "-t",
+      "fanout",
+      "-q",
+      q,
+      "--bind-exchange",
+      src,
+      "-r",
+      "order.*",
+    ]);
+    assertEquals(d.code, 0, d.stderr);
+    for (const key of ["order.new", "user.new"]) {
+      const p = await run(["produce", "-e", src, "-t", "topic", "-r", key, "--no-mandatory", key]);
+      assertEquals(p.code, 0, p.stderr);
+    }
+    const got = await run(["consume", "-e", "", "-q", q, "--idle-timeout", "1"]);
+    assertEquals([got.code, got.stdout], [0, "order.new\n"], got.stderr);
+    const missing = await run([
+      "declare",
+      "-e",
+      dst,
+      "-t",
+      "fanout",
+      "-q",
+      "",
+      "--bind-exchange",
+      unique("kmq-none"),
+    ]);
+    assertEquals(missing.code, 6);
+    assertMatch(missing.stderr, /binding exchange '.*' to exchange 'kmq-none-.*' with key 'test': NOT_FOUND/);
+  });
+});
+
+Deno.test("topology: a quorum queue's delivery limit dead-letters what the command kept requeueing, and kmq says so", async () => {
+  const [q, dlq] = [unique("kmq-limited"), unique("kmq-dlq")];
+  await withCleanup({ queues: [q, dlq] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", dlq])).code, 0);
+    const flags = [
+      "--queue-type",
+      "quorum",
+      "--delivery-limit",
+      "2",
+      "--dead-letter-exchange",
+      "",
+      "--dead-letter-routing-key",
+      dlq,
+    ];
+    assertEquals((await run(["declare", "-e", "", "-q", q, ...flags])).code, 0);
+    assertEquals((await run(["produce", "-e", "", "-r", q, "poison"])).code, 0);
+    const c = await run([
+      "consume",
+      "-e",
+      "",
+      "-q",
+      q,
+      ...flags,
+      "--idle-timeout",
+      "2",
+      "--",
+      "sh",
+      "-c",
+      "exit 75",
+    ]);
+    assertMatch(c.stderr, /requeued \(delivered 2 times; a quorum queue's delivery limit/);
+    assertMatch(
+      c.stderr,
+      /delivered 3 time\(s\), the queue's delivery limit \(2\): the broker dead-letters it/,
+    );
+    const dead = await run(["consume", "-e", "", "-q", dlq, "-n", "1"]);
+    assertEquals([dead.code, dead.stdout], [0, "poison\n"], dead.stderr);
+  });
+});
