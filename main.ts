@@ -74,6 +74,11 @@ async function run(argv: string[]): Promise<number> {
       });
       return ExitCode.ok;
     }
+    case "operate": {
+      const { cmdOperate } = await import("./lib/operate.ts");
+      await cmdOperate(invocation.options, { stdout: process.stdout, log });
+      return ExitCode.ok;
+    }
     case "declare": {
       const { cmdDeclare } = await import("./lib/declare.ts");
       await cmdDeclare(invocation.options, log);

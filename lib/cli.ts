@@ -26,6 +26,7 @@ import {
   streamOffset,
 } from "./arguments.ts";
 import { VERSION } from "./version.ts";
+import type { OperateOptions } from "./operate.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { InputError, UsageError } from "./errors.ts";
@@ -160,6 +161,7 @@ export type Invocation =
   | { command: "declare"; options: DeclareOptions }
   | { command: "call"; options: CallOptions }
   | { command: "celery-send"; options: CelerySendOptions }
+  | { command: "operate"; options: OperateOptions }
   /** Text for stdout and nothing else to do (kmq completion). */
   | { command: "print"; text: string }
   /** --help or --version was shown: nothing left to do. */
@@ -901,6 +903,63 @@ Examples:
       };
     });
 
+  const purge = program.command("purge")
+    .description("remove every ready message from a queue and say how many")
+    .argument("<queue>", "the queue")
+    .action((queue, _o, cmd) => {
+      invocation = { command: "operate", options: { ...globalsOf(cmd), operation: { op: "purge", queue } } };
+    });
+  const remove = program.command("delete").description("delete a queue or an exchange");
+  const removeQueue = remove.command("queue")
+    .description("delete a queue, and the messages in it")
+    .argument("<name>", "the queue")
+    .option("--if-empty", "only if it holds no messages", false)
+    .option("--if-unused", "only if it has no consumers", false)
+    .action((queue, o, cmd) => {
+      const operation = { op: "delete-queue" as const, queue, ifEmpty: o.ifEmpty, ifUnused: o.ifUnused };
+      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+    });
+  const removeExchange = remove.command("exchange")
+    .description("delete an exchange")
+    .argument("<name>", "the exchange")
+    .option("--if-unused", "only if nothing is bound to it", false)
+    .action((exchange, o, cmd) => {
+      const operation = { op: "delete-exchange" as const, exchange, ifUnused: o.ifUnused };
+      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+    });
+  const unbind = program.command("unbind")
+    .description("remove a queue's binding to an exchange")
+    .requiredOption("-e, --exchange <name>", "the exchange", shortString("--exchange"))
+    .requiredOption("-q, --queue <name>", "the queue", shortString("--queue"))
+    .option("-r, --routing-key <key>", "the binding's key (repeatable; default: test)", collectKeys)
+    .option(
+      "--bind-arg <key=value>",
+      "the binding's arguments, as it was bound (repeatable)",
+      (spec: string, into?: ArgumentTable) => parseArgument("--bind-arg", spec, into),
+    )
+    .addOption(new Option("--match <all|any>", "the binding's x-match").choices(["all", "any"]))
+    .action((o, cmd) => {
+      const operation = {
+        op: "unbind" as const,
+        exchange: o.exchange,
+        queue: o.queue,
+        keys: o.routingKey ?? [DEFAULTS.routingKey],
+        args: bindingArguments(o.bindArg, o.match),
+      };
+      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+    });
+  const peek = program.command("peek")
+    .description("show the first messages of a queue and put them back (order unchanged)")
+    .requiredOption("-q, --queue <name>", "the queue", shortString("--queue"))
+    .option("-n, --count <n>", "at most n messages", integer("--count", 1, 65535), 10)
+    .addOption(
+      new Option("-o, --format <format>", "line, raw or json (as consume)").choices(FORMATS).default("line"),
+    )
+    .action((o, cmd) => {
+      const operation = { op: "peek" as const, queue: o.queue, count: o.count, format: o.format as Format };
+      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+    });
+
   const completion = program.command("completion")
     .description("print a completion script for bash, zsh or fish")
     .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
@@ -916,7 +975,23 @@ Examples:
       invocation = { command: "print", text: completionScript(program as unknown as CommandTree, shell) };
     });
 
-  for (const cmd of [produce, call, consume, declare, celery, celerySend, completion]) {
+  for (
+    const cmd of [
+      produce,
+      call,
+      consume,
+      declare,
+      celery,
+      celerySend,
+      purge,
+      remove,
+      removeQueue,
+      removeExchange,
+      unbind,
+      peek,
+      completion,
+    ]
+  ) {
     cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} })
       .configureHelp(HELP);
   }
@@ -931,7 +1006,7 @@ Examples:
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
       throw new UsageError(
-        "no command given: use produce, consume, declare, call or celery send; run 'kmq --help' for usage",
+        "no command given: use produce, consume, declare, call, celery send, peek, purge, delete, unbind or completion; run 'kmq --help' for usage",
       );
     }
     const sub = argv.find((a) =>
