@@ -74,6 +74,11 @@ async function run(argv: string[]): Promise<number> {
       });
       return ExitCode.ok;
     }
+    case "move": {
+      const { cmdMove } = await import("./lib/move.ts");
+      await cmdMove(invocation.options, { log, stop: stopOnSignals() });
+      return ExitCode.ok;
+    }
     case "operate": {
       const { cmdOperate } = await import("./lib/operate.ts");
       await cmdOperate(invocation.options, { stdout: process.stdout, log });

@@ -27,6 +27,7 @@ import {
 } from "./arguments.ts";
 import { VERSION } from "./version.ts";
 import type { OperateOptions } from "./operate.ts";
+import type { MoveOptions } from "./move.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { InputError, UsageError } from "./errors.ts";
@@ -162,6 +163,7 @@ export type Invocation =
   | { command: "call"; options: CallOptions }
   | { command: "celery-send"; options: CelerySendOptions }
   | { command: "operate"; options: OperateOptions }
+  | { command: "move"; options: MoveOptions }
   /** Text for stdout and nothing else to do (kmq completion). */
   | { command: "print"; text: string }
   /** --help or --version was shown: nothing left to do. */
@@ -960,6 +962,76 @@ Examples:
       invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
     });
 
+  const move = program.command("move")
+    .description(
+      "move messages from a queue to a queue or exchange, acking each once the target confirmed it",
+    )
+    .requiredOption("--from <queue>", "the source queue (must exist)", shortString("--from"))
+    .option(
+      "--to <queue>",
+      "the target queue, through the default exchange (declared if missing)",
+      shortString("--to"),
+    )
+    .option("--to-exchange <name>", "or the target exchange (must exist)", shortString("--to-exchange"))
+    .option(
+      "-r, --routing-key <key>",
+      "with --to-exchange: this key (default: each message's own)",
+      shortString("--routing-key"),
+    )
+    .option("--to-url <url>", "the target broker (default: the source's, --url)")
+    .option("-n, --count <n>", "move at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
+    .option(
+      "--idle-timeout <seconds>",
+      "stop once no message came for this long (default: once the source is empty)",
+      seconds("--idle-timeout"),
+    )
+    .option(
+      "--set-header <key=value>",
+      "set this header on each message; key:=json typed (repeatable)",
+      parseHeader,
+      {},
+    )
+    .option("--drop-header <name>", "remove this header, e.g. x-death (repeatable)", collect)
+    .option(
+      "--retry-timeout <seconds>",
+      "keep reconnecting this long when a connection drops",
+      seconds("--retry-timeout"),
+      60,
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq move --from orders.dlq --to orders --drop-header x-death     # drain a dead-letter queue back
+  kmq move --from jobs --to-exchange jobs.v2 -r new -n 1000
+  kmq move --from jobs --to jobs --to-url amqps://user@other-cluster/`,
+    )
+    .action((o, cmd) => {
+      if ((o.to === undefined) === (o.toExchange === undefined)) {
+        throw new UsageError("give the target: --to QUEUE or --to-exchange EXCHANGE (one of them)");
+      }
+      if (o.routingKey !== undefined && o.to !== undefined) {
+        throw new UsageError("-r goes with --to-exchange: --to QUEUE routes by the queue's name");
+      }
+      const g = globalsOf(cmd);
+      invocation = {
+        command: "move",
+        options: {
+          ...g,
+          from: o.from,
+          to: o.to,
+          toExchange: o.toExchange,
+          routingKey: o.routingKey,
+          toBroker: o.toUrl === undefined ? g.broker : { url: o.toUrl },
+          count: o.count,
+          idleTimeout: o.idleTimeout,
+          setHeaders: o.setHeader,
+          dropHeaders: o.dropHeader ?? [],
+          retryTimeout: o.retryTimeout,
+        },
+      };
+    });
+
   const completion = program.command("completion")
     .description("print a completion script for bash, zsh or fish")
     .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
@@ -984,6 +1056,7 @@ Examples:
       celery,
       celerySend,
       purge,
+      move,
       remove,
       removeQueue,
       removeExchange,
@@ -1006,7 +1079,7 @@ Examples:
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
       throw new UsageError(
-        "no command given: use produce, consume, declare, call, celery send, peek, purge, delete, unbind or completion; run 'kmq --help' for usage",
+        "no command given: use produce, consume, declare, call, celery send, move, peek, purge, delete, unbind or completion; run 'kmq --help' for usage",
       );
     }
     const sub = argv.find((a) =>

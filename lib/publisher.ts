@@ -26,6 +26,8 @@ export interface OutMessage {
   body: Uint8Array;
   /** "line 17", "argument 2", "record 5" … */
   origin: string;
+  /** Told once the broker settled it: confirmed (true), or nacked or returned (false). */
+  settled?: (delivered: boolean) => void;
 }
 
 export interface PublisherOptions {
@@ -330,6 +332,7 @@ export class Publisher {
     this.lossesSinceProgress = 0;
     const settle = (e: InFlight) => {
       this.inflightBytes -= e.msg.body.length;
+      e.msg.settled?.(!nack && !e.returned);
       if (nack) {
         this.counts.nacked++;
         if (this.nackedSamples.length < 5) this.nackedSamples.push(e.msg.origin);

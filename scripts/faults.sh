@@ -10,7 +10,7 @@ report=$(mktemp)
 status=0
 for run in $(seq 1 "$runs"); do
   echo "== fault suite, run $run of $runs"
-  KMQ_FAULT_REPORT="$report" bash scripts/deno.sh test -A "$@" tests/faults/produce_faults.ts tests/faults/consume_faults.ts tests/faults/cluster_faults.ts ||
+  KMQ_FAULT_REPORT="$report" bash scripts/deno.sh test -A "$@" tests/faults/produce_faults.ts tests/faults/consume_faults.ts tests/faults/move_faults.ts tests/faults/cluster_faults.ts ||
     status=1
 done
 bash scripts/deno.sh run --quiet --allow-read scripts/fault_report.ts "$report"

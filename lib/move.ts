@@ -1,0 +1,237 @@
+/**
+ * `kmq move --from SRC --to DST`: consumes from one queue and publishes to a queue (through the
+ * default exchange) or an exchange, possibly on another broker, acking each source message only
+ * once the target confirmed it. A crash anywhere leaves the message in the source (then possibly
+ * in both: at-least-once, never lost). Bodies, properties and typed headers are kept byte for
+ * byte unless --set-header / --drop-header say otherwise.
+ */
+import type { AMQPClient, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
+import type { GlobalOptions } from "./cli.ts";
+import { closeQuietly, connect } from "./connection.ts";
+import { topologyFrom } from "./declarations.ts";
+import { classifyError, DeliveryError, ExitCode, KmqError, UsageError } from "./errors.ts";
+import type { FieldTable } from "./fields.ts";
+import type { Log } from "./log.ts";
+import { Publisher } from "./publisher.ts";
+import type { BrokerOptions } from "./connection.ts";
+import type { MessageProperties } from "./wire.ts";
+
+export interface MoveOptions extends GlobalOptions {
+  from: string;
+  /** A queue, reached through the default exchange; or undefined with `toExchange`. */
+  to?: string;
+  toExchange?: string;
+  /** The routing key for --to-exchange; undefined keeps each message's own. */
+  routingKey?: string;
+  toBroker: BrokerOptions;
+  count?: number;
+  /** Seconds without a message before stopping; undefined: stop once the source is empty. */
+  idleTimeout?: number;
+  setHeaders: FieldTable;
+  dropHeaders: string[];
+  retryTimeout: number;
+}
+
+export interface MoveIo {
+  log: Log;
+  stop: AbortSignal;
+}
+
+const PREFETCH = 500;
+/** How long without a delivery before asking whether the source is empty. */
+const QUIET_MS = 500;
+
+export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
+  const target = o.to ?? o.toExchange!;
+  if (o.to === o.from && o.toBroker.url === o.broker.url) {
+    throw new UsageError(`--from and --to are the same queue '${o.from}': nothing would move`);
+  }
+  const publisher = new Publisher({
+    broker: o.toBroker,
+    topology: topologyFrom({
+      exchange: o.toExchange ?? "",
+      exchangeType: "direct",
+      queue: o.to,
+      bindingKeys: [],
+      durable: true,
+      autoDelete: false,
+      exclusive: false,
+      // an exchange is never created by a move: it must exist; a target queue is declared if missing
+      declare: o.to !== undefined,
+    }),
+    mandatory: true,
+    confirm: true,
+    retryTimeout: o.retryTimeout,
+    log: io.log,
+  });
+  await publisher.open().catch((err: KmqError) => {
+    if (o.toExchange === undefined || !/NOT_FOUND/.test(err.message)) throw err;
+    throw new KmqError(
+      ExitCode.brokerRefused,
+      `the target exchange '${o.toExchange}' does not exist: a move creates no exchange; declare it first (kmq declare -e ${o.toExchange} …)`,
+    );
+  });
+  const moved = { taken: 0, confirmed: 0, failed: 0 };
+  try {
+    await moveAll(o, io, publisher, moved);
+    await publisher.drain();
+  } finally {
+    await publisher.close();
+    io.log.warn(`moved ${moved.confirmed} message(s) from queue '${o.from}' to '${target}'`);
+  }
+  publisher.check();
+  if (io.stop.aborted) {
+    const signal = String(io.stop.reason);
+    throw new KmqError(
+      signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated,
+      `stopped by ${signal}: moved ${moved.confirmed} message(s); the rest stay in queue '${o.from}'`,
+    );
+  }
+}
+
+/** The source connection dropped: reconnect and go on (its unacked messages come again). */
+class SourceLost extends Error {}
+
+/**
+ * Consumes the source until -n, idle or empty, handing each message to the publisher; a lost
+ * source connection is reconnected within --retry-timeout.
+ */
+async function moveAll(
+  o: MoveOptions,
+  io: MoveIo,
+  publisher: Publisher,
+  moved: { taken: number; confirmed: number; failed: number },
+): Promise<void> {
+  let lostAt: number | undefined;
+  for (;;) {
+    let client: AMQPClient;
+    try {
+      client = await connect({ broker: o.broker, name: "kmq move", log: io.log });
+    } catch (err) {
+      const e = err instanceof KmqError ? err : classifyError(err, "connecting to the source");
+      if (lostAt === undefined || e.exitCode !== ExitCode.unreachable) throw e;
+      if (Date.now() - lostAt > o.retryTimeout * 1000 || io.stop.aborted) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    try {
+      await moveFrom(client, o, io, publisher, moved);
+      return;
+    } catch (err) {
+      if (!(err instanceof SourceLost)) throw err;
+      lostAt ??= Date.now();
+      io.log.warn(`the source connection was lost (${err.message}): reconnecting`);
+    } finally {
+      await closeQuietly(client);
+    }
+  }
+}
+
+async function moveFrom(
+  client: AMQPClient,
+  o: MoveOptions,
+  io: MoveIo,
+  publisher: Publisher,
+  moved: { taken: number; confirmed: number; failed: number },
+): Promise<void> {
+  let lost: Error | undefined;
+  let wake = () => {};
+  client.ondisconnect = (err?: Error) => {
+    lost = err ?? new Error("connection closed");
+    wake();
+  };
+  const ch = await client.channel();
+  try {
+    await ch.queueDeclare(o.from, { passive: true });
+  } catch (err) {
+    throw new KmqError(ExitCode.brokerRefused, `queue '${o.from}' does not exist: nothing to move`, {
+      cause: classifyError(err, "checking the source"),
+    });
+  }
+  const left =
+    () => (o.count === undefined ? PREFETCH : Math.max(1, Math.min(PREFETCH, o.count - moved.taken)));
+  await ch.prefetch(left());
+  const inbox: AMQPMessage[] = [];
+  const consumer = await ch.basicConsume(o.from, { noAck: false }, (msg) => {
+    inbox.push(msg);
+    wake();
+  });
+  let lastDelivery = Date.now();
+  while (!io.stop.aborted && (o.count === undefined || moved.taken < o.count) && !publisher.failure) {
+    if (lost) throw new SourceLost(lost.message);
+    const msg = inbox.shift();
+    if (!msg) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, QUIET_MS);
+      });
+      if (inbox.length > 0 || lost) continue;
+      const quiet = Date.now() - lastDelivery;
+      if (o.idleTimeout !== undefined ? quiet >= o.idleTimeout * 1000 : await sourceEmpty(client, o.from)) {
+        break;
+      }
+      continue;
+    }
+    lastDelivery = Date.now();
+    moved.taken++;
+    await publisher.publish({
+      exchange: o.toExchange ?? "",
+      routingKey: o.to ?? o.routingKey ?? msg.routingKey,
+      properties: propertiesOf(msg.properties, o),
+      body: msg.body ?? new Uint8Array(0),
+      origin: `message ${moved.taken}`,
+      settled: (delivered) => {
+        if (delivered) {
+          moved.confirmed++;
+          msg.ack().catch(() => {}); // a lost source connection redelivers it: a duplicate, not a loss
+        } else {
+          moved.failed++;
+          msg.nack(true).catch(() => {});
+        }
+      },
+    });
+  }
+  await consumer.cancel().catch(() => {});
+  for (const rest of inbox) await rest.nack(true).catch(() => {}); // prefetched, never published
+  await publisher.drain(); // every ack is sent before the source connection closes
+  if (lost) throw new SourceLost(lost.message);
+  if (moved.failed > 0) {
+    throw new DeliveryError(
+      `${moved.failed} message(s) could not be delivered to the target: they stay in the source`,
+    );
+  }
+}
+
+async function sourceEmpty(client: AMQPClient, queue: string): Promise<boolean> {
+  const ch = await client.channel();
+  try {
+    return (await ch.queueDeclare(queue, { passive: true })).messageCount === 0;
+  } finally {
+    await ch.close().catch(() => {});
+  }
+}
+
+/** The source message's properties as kmq publishes them, headers changed as asked. */
+function propertiesOf(p: AMQPProperties, o: MoveOptions): MessageProperties {
+  const headers = { ...(p.headers as FieldTable | undefined), ...o.setHeaders };
+  for (const name of o.dropHeaders) delete headers[name];
+  const out: MessageProperties = {
+    contentType: p.contentType,
+    contentEncoding: p.contentEncoding,
+    deliveryMode: p.deliveryMode,
+    priority: p.priority,
+    correlationId: p.correlationId,
+    replyTo: p.replyTo,
+    expiration: p.expiration,
+    messageId: p.messageId,
+    timestamp: p.timestamp === undefined ? undefined : Math.floor(p.timestamp.getTime() / 1000),
+    type: p.type,
+    userId: p.userId,
+    appId: p.appId,
+  };
+  if (Object.keys(headers).length > 0) out.headers = headers;
+  for (const key of Object.keys(out) as (keyof MessageProperties)[]) {
+    if (out[key] === undefined) delete out[key];
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+/**
+ * Fault scenarios for `kmq move`: the target broker (a private node) restarted mid-move, and kmq
+ * killed -9 mid-move. The source is the shared broker. Every message ends up in the target at
+ * least once, or is still in the source: none lost.
+ */
+import { assertEquals } from "../assert.ts";
+import { Running, TEST_URL, unique, withCleanup } from "../helpers.ts";
+import { account, fill, finish, takeAll, waitFor } from "./scenarios.ts";
+import { scenario } from "./scenarios.ts";
+
+const N = 20_000;
+
+scenario("14: the target broker restarted during a move of 20,000 messages", async (node) => {
+  const [src, dst] = [unique("f14src"), unique("f14dst")];
+  await withCleanup({ queues: [src] }, async () => {
+    await fill(TEST_URL, src, N);
+    const started = performance.now();
+    const m = new Running(["move", "--from", src, "--to", dst, "--to-url", node.url]);
+    await waitFor(async () => (await node.queueMessages(dst)) >= N / 10, 60_000, "a tenth moved");
+    await node.restart();
+    const r = await finish(m, 120_000, "move across the target's restart");
+    assertEquals(r.code, 0, r.stderr);
+    const left = await takeAll(TEST_URL, src);
+    assertEquals(left.length, 0, "the source is empty");
+    await account("14 move, target restarted", N, await takeAll(node.url, dst), started);
+  });
+});
+
+scenario("15: kmq killed (-9) during a move of 20,000 messages", async (node) => {
+  const [src, dst] = [unique("f15src"), unique("f15dst")];
+  await withCleanup({ queues: [src] }, async () => {
+    await fill(TEST_URL, src, N);
+    const started = performance.now();
+    const m = new Running(["move", "--from", src, "--to", dst, "--to-url", node.url]);
+    await waitFor(async () => (await node.queueMessages(dst)) >= N / 4, 60_000, "a quarter moved");
+    m.kill("SIGKILL");
+    await m.result();
+    // what is not in the target is still in the source
+    const moved = await takeAll(node.url, dst);
+    const left = await takeAll(TEST_URL, src);
+    await account(
+      "15 move, kmq killed -9",
+      N,
+      [...moved, ...left],
+      started,
+      `${moved.length} moved, ${left.length} left`,
+    );
+  });
+});
+
+scenario("16: the source broker restarted during a move of 20,000 messages", async (node) => {
+  const [src, dst] = [unique("f16src"), unique("f16dst")];
+  await withCleanup({ queues: [dst] }, async () => {
+    await fill(node.url, src, N);
+    await node.syncMetadata();
+    const started = performance.now();
+    const m = new Running(["move", "--from", src, "--to", dst, "--to-url", TEST_URL], {
+      env: { KMQ_URL: node.url },
+    });
+    await waitFor(async () => (await node.queueMessages(src)) <= N * 0.9, 60_000, "a tenth moved");
+    await node.restart();
+    const r = await finish(m, 120_000, "move across the source's restart");
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await takeAll(node.url, src)).length, 0, "the source is empty");
+    await account("16 move, source restarted", N, await takeAll(TEST_URL, dst), started);
+  });
+});

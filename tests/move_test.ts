@@ -1,0 +1,95 @@
+/** kmq move: nothing lost, every byte and typed header kept (checked through pika), usage errors. */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { run, skipWithoutPython, TEST_URL, unique, withCleanup } from "./helpers.ts";
+
+const PYTHON = "/usr/bin/python3";
+const PIKA = new URL("./pika/headers.py", import.meta.url).pathname;
+const PIKA_URL = TEST_URL.replace(/\/$/, "/%2F");
+const noPika = await skipWithoutPython("pika");
+
+async function pika(...args: string[]): Promise<string> {
+  const out = await new Deno.Command(PYTHON, { args: [PIKA, ...args] }).output();
+  assert(out.success, `pika ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+async function ready(queue: string): Promise<number> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["-q", "list_queues", "name", "messages"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith(`${queue}\t`));
+  return Number(line?.split("\t")[1] ?? -1);
+}
+
+Deno.test(
+  { name: "move: 50,000 messages, what pika wrote arrives identical in pika", ignore: noPika },
+  async () => {
+    const [reference, source, target] = [unique("kmq-ref"), unique("kmq-msrc"), unique("kmq-mdst")];
+    await withCleanup({ queues: [reference, source, target] }, async () => {
+      await pika("publish", PIKA_URL, reference, source);
+      const lines = Array.from({ length: 49_999 }, (_, i) => `${i}\n`).join("");
+      const p = await run(
+        ["produce", "-e", "", "-r", source, "--lines", "-H", "n:=1", "-H", "x-death=gone"],
+        {
+          stdin: lines,
+        },
+      );
+      assertEquals(p.code, 0, p.stderr);
+      const m = await run(["move", "--from", source, "--to", target]);
+      assertEquals(m.code, 0, m.stderr);
+      assertMatch(m.stderr, new RegExp(`moved 50000 message\\(s\\) from queue '${source}' to '${target}'`));
+      assertEquals([await ready(source), await ready(target)], [0, 50_000]);
+      assertEquals(
+        JSON.parse(await pika("read", PIKA_URL, target)),
+        JSON.parse(await pika("read", PIKA_URL, reference)),
+      );
+      // the rest, in order, with their headers; --drop-header and --set-header change only those
+      const back = await run([
+        "move",
+        "--from",
+        target,
+        "--to",
+        source,
+        "-n",
+        "2",
+        "--drop-header",
+        "x-death",
+        "--set-header",
+        "moved:=true",
+      ]);
+      assertEquals(back.code, 0, back.stderr);
+      const two = await run(["consume", "-e", "", "-q", source, "-n", "2", "-o", "json"]);
+      const records = two.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+      assertEquals(records.map((r) => [r.body, r.properties.headers]), [["0", { n: 1, moved: true }], ["1", {
+        n: 1,
+        moved: true,
+      }]]);
+    });
+  },
+);
+
+Deno.test("move: bad targets are usage errors; a missing source or target exchange is exit 6", async () => {
+  const q = unique("kmq-msrc");
+  await withCleanup({ queues: [q] }, async () => {
+    assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+    const cases: [string[], number, RegExp][] = [
+      [["--from", q, "--to", q], 2, /--from and --to are the same queue/],
+      [["--from", q], 2, /give the target: --to QUEUE or --to-exchange EXCHANGE/],
+      [["--from", q, "--to", "a", "--to-exchange", "b"], 2, /one of them/],
+      [["--from", q, "--to", "a", "-r", "k"], 2, /-r goes with --to-exchange/],
+      [["--from", unique("kmq-none"), "--to", "a"], 6, /queue '.*' does not exist: nothing to move/],
+      [
+        ["--from", q, "--to-exchange", unique("kmq-nox")],
+        6,
+        /the target exchange '.*' does not exist: a move creates no exchange/,
+      ],
+    ];
+    for (const [args, code, pattern] of cases) {
+      const r = await run(["move", ...args]);
+      assertEquals([args.join(" "), r.code], [args.join(" "), code], r.stderr);
+      assertMatch(r.stderr, pattern);
+    }
+  });
+});
