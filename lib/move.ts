@@ -71,7 +71,7 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
       `the target exchange '${o.toExchange}' does not exist: a move creates no exchange; declare it first (kmq declare -e ${o.toExchange} …)`,
     );
   });
-  const moved = { taken: 0, confirmed: 0, failed: 0 };
+  const moved: Moved = { taken: 0, confirmed: 0, failed: 0 };
   try {
     await moveAll(o, io, publisher, moved);
     await publisher.drain();
@@ -89,6 +89,13 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
   }
 }
 
+/** Messages taken from the source, confirmed by the target, and refused by it. */
+interface Moved {
+  taken: number;
+  confirmed: number;
+  failed: number;
+}
+
 /** The source connection dropped: reconnect and go on (its unacked messages come again). */
 class SourceLost extends Error {}
 
@@ -100,7 +107,7 @@ async function moveAll(
   o: MoveOptions,
   io: MoveIo,
   publisher: Publisher,
-  moved: { taken: number; confirmed: number; failed: number },
+  moved: Moved,
 ): Promise<void> {
   let lostAt: number | undefined;
   for (;;) {
@@ -132,7 +139,7 @@ async function moveFrom(
   o: MoveOptions,
   io: MoveIo,
   publisher: Publisher,
-  moved: { taken: number; confirmed: number; failed: number },
+  moved: Moved,
 ): Promise<void> {
   let lost: Error | undefined;
   let wake = () => {};

@@ -1,17 +1,7 @@
 /** kmq move: nothing lost, every byte and typed header kept (checked through pika), usage errors. */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { run, skipWithoutPython, TEST_URL, unique, withCleanup } from "./helpers.ts";
-
-const PYTHON = "/usr/bin/python3";
-const PIKA = new URL("./pika/headers.py", import.meta.url).pathname;
-const PIKA_URL = TEST_URL.replace(/\/$/, "/%2F");
-const noPika = await skipWithoutPython("pika");
-
-async function pika(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(PYTHON, { args: [PIKA, ...args] }).output();
-  assert(out.success, `pika ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout);
-}
+import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
+import { run, unique, withCleanup } from "./helpers.ts";
 
 async function ready(queue: string): Promise<number> {
   const out = await new Deno.Command("rabbitmqctl", {

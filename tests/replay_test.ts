@@ -1,18 +1,7 @@
 /** `kmq consume -o json` then `kmq produce --jsonl`: every byte, property and header type survives. */
+import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, drain, run, skipWithoutPython, TEST_URL, unique, withCleanup } from "./helpers.ts";
-
-const PYTHON = "/usr/bin/python3";
-const PIKA = new URL("./pika/headers.py", import.meta.url).pathname;
-const PIKA_URL = TEST_URL.replace(/\/$/, "/%2F");
-
-const noPika = await skipWithoutPython("pika");
-
-async function pika(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(PYTHON, { args: [PIKA, ...args] }).output();
-  assert(out.success, `pika ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout);
-}
+import { assertFailure, drain, run, unique, withCleanup } from "./helpers.ts";
 
 Deno.test({
   name: "replay: what pika wrote reads back identically in pika after a kmq dump and replay",

@@ -208,8 +208,7 @@ Deno.test("topology: headers exchange bindings route on -H headers; exchange and
   const [x, alt, q, qAlt] = [unique("kmq-hx"), unique("kmq-alt"), unique("kmq-hq"), unique("kmq-altq")];
   await withCleanup({ queues: [q, qAlt], exchanges: [x, alt] }, async () => {
     assertEquals((await run(["declare", "-e", alt, "-t", "fanout", "-q", qAlt])).code, 0);
-    const d = await run([
-      "declare",
+    const binding = [
       "-e",
       x,
       "-t",
@@ -220,11 +219,8 @@ Deno.test("topology: headers exchange bindings route on -H headers; exchange and
       "tenant=acme",
       "--bind-arg",
       "region=eu",
-      "--match",
-      "any",
-      "--alternate-exchange",
-      alt,
-    ]);
+    ];
+    const d = await run(["declare", ...binding, "--match", "any", "--alternate-exchange", alt]);
     assertEquals(d.code, 0, d.stderr);
     const ex = (await list("exchanges", "name", "arguments")).find((e) => e.name === x);
     assertEquals(ex?.arguments, [["alternate-exchange", "longstr", alt]]);
@@ -232,25 +228,8 @@ Deno.test("topology: headers exchange bindings route on -H headers; exchange and
       const p = await run(["produce", "-e", x, "-t", "headers", "-H", header!, body!]);
       assertEquals(p.code, 0, p.stderr);
     }
-    const got = await run([
-      "consume",
-      "-e",
-      x,
-      "-t",
-      "headers",
-      "-q",
-      q,
-      "--bind-arg",
-      "tenant=acme",
-      "--bind-arg",
-      "region=eu",
-      "--match",
-      "any",
-      "-n",
-      "2",
-      "--consumer-priority",
-      "5",
-    ]);
+    // the exchange exists with its alternate exchange: used as it is (no exchange options given)
+    const got = await run(["consume", ...binding, "--match", "any", "-n", "2", "--consumer-priority", "5"]);
     assertEquals([got.code, got.stdout], [0, "a\nb\n"], got.stderr);
     // the unmatched one went to the alternate exchange
     const rest = await run(["consume", "-e", "", "-q", qAlt, "-n", "1"]);
