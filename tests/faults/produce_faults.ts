@@ -46,7 +46,7 @@ proxiedScenario("3a: a proxy resets the connection 10 times during produce", asy
   for (let i = 0; i < 10; i++) {
     await p.feed(numbered(i * chunk + 1, (i + 1) * chunk));
     // cut an established connection each time, not one still reconnecting
-    await waitFor(() => count(p.stderr, /connected \(heartbeat/) > i, 30_000, `connection ${i + 1}`);
+    await waitFor(() => count(p.stderr, /connected to .* \(heartbeat/) > i, 30_000, `connection ${i + 1}`);
     await sleep(100);
     proxy.cut();
   }
