@@ -173,6 +173,10 @@ async function moveFrom(
         setTimeout(resolve, QUIET_MS);
       });
       if (inbox.length > 0 || lost) continue;
+      // nothing comes while the prefetch window is full of messages awaiting the target's
+      // confirms: wait for them (reconnecting the target if it dropped), which acks and frees it
+      await publisher.drain();
+      if (inbox.length > 0 || lost) continue;
       const quiet = Date.now() - lastDelivery;
       if (o.idleTimeout !== undefined ? quiet >= o.idleTimeout * 1000 : await sourceEmpty(client, o.from)) {
         break;

@@ -3,7 +3,7 @@
  * killed -9 mid-move. The source is the shared broker. Every message ends up in the target at
  * least once, or is still in the source: none lost.
  */
-import { assertEquals } from "../assert.ts";
+import { assertEquals, assertMatch } from "../assert.ts";
 import { Running, TEST_URL, unique, withCleanup } from "../helpers.ts";
 import { account, fill, finish, takeAll, waitFor } from "./scenarios.ts";
 import { scenario } from "./scenarios.ts";
@@ -20,6 +20,7 @@ scenario("14: the target broker restarted during a move of 20,000 messages", asy
     await node.restart();
     const r = await finish(m, 120_000, "move across the target's restart");
     assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /connection lost: the broker closed the connection.*reconnecting/);
     const left = await takeAll(TEST_URL, src);
     assertEquals(left.length, 0, "the source is empty");
     await account("14 move, target restarted", N, await takeAll(node.url, dst), started);
@@ -61,6 +62,7 @@ scenario("16: the source broker restarted during a move of 20,000 messages", asy
     await node.restart();
     const r = await finish(m, 120_000, "move across the source's restart");
     assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /the source connection was lost .*: reconnecting/);
     assertEquals((await takeAll(node.url, src)).length, 0, "the source is empty");
     await account("16 move, source restarted", N, await takeAll(TEST_URL, dst), started);
   });

@@ -25,6 +25,8 @@ scenario("1: broker restarted 3 times during a 100,000-line produce --lines", as
   for (let i = 0; i < 4; i++) {
     await p.feed(numbered(i * chunk + 1, (i + 1) * chunk));
     if (i < 3) {
+      // restart under an established connection, not one still reconnecting from the last restart
+      await waitFor(() => count(p.stderr, /connected to .* \(heartbeat/) > i, 30_000, `connection ${i + 1}`);
       await sleep(150); // some of the chunk is in flight, unconfirmed
       await node.restart();
     }
