@@ -3,7 +3,7 @@
  * line on stderr and a documented exit code; a stack trace only with --verbose.
  */
 import process from "node:process";
-import { ExitCode, KmqError, redactUrl } from "./lib/errors.ts";
+import { ExitCode, forStderr, KmqError, redactUrl } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
 // Each command's modules load when it runs (and commander only when there is a command line to
@@ -76,12 +76,17 @@ async function run(argv: string[]): Promise<number> {
     }
     case "move": {
       const { cmdMove } = await import("./lib/move.ts");
-      await cmdMove(invocation.options, { log, stop: stopOnSignals() });
+      await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: process.stderr });
       return ExitCode.ok;
     }
     case "operate": {
       const { cmdOperate } = await import("./lib/operate.ts");
       await cmdOperate(invocation.options, { stdout: process.stdout, log });
+      return ExitCode.ok;
+    }
+    case "info": {
+      const { cmdInfo } = await import("./lib/info.ts");
+      await cmdInfo(invocation.options, { stdout: process.stdout });
       return ExitCode.ok;
     }
     case "declare": {
@@ -113,14 +118,14 @@ function stopOnSignals(): AbortSignal {
 
 function report(err: unknown, verbose: boolean): number {
   if (err instanceof KmqError) {
-    process.stderr.write(`kmq: ${redactUrl(err.message)}\n`);
+    process.stderr.write(`kmq: ${forStderr(err.message)}\n`);
     if (verbose && err.cause instanceof Error && err.cause.stack) {
       process.stderr.write(redactUrl(err.cause.stack) + "\n");
     }
     return err.exitCode;
   }
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`kmq: unexpected error: ${redactUrl(message)} (rerun with --verbose for details)\n`);
+  process.stderr.write(`kmq: unexpected error: ${forStderr(message)} (rerun with --verbose for details)\n`);
   if (verbose && err instanceof Error && err.stack) process.stderr.write(redactUrl(err.stack) + "\n");
   return ExitCode.unexpected;
 }

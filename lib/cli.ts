@@ -27,6 +27,7 @@ import {
 } from "./arguments.ts";
 import { VERSION } from "./version.ts";
 import type { OperateOptions } from "./operate.ts";
+import type { InfoOptions } from "./info.ts";
 import type { MoveOptions } from "./move.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
@@ -135,6 +136,10 @@ export interface ConsumeOptions extends GlobalOptions {
   /** Publish the command's stdout to the request's reply_to (RPC server). */
   reply: boolean;
   replyContentType: string;
+  /** A CEL condition: only matching messages are printed or handled. */
+  filter?: string;
+  /** Ack (drop) the messages --filter does not match, instead of holding them for the queue. */
+  ackUnmatched: boolean;
 }
 
 export interface CelerySendOptions extends GlobalOptions {
@@ -164,6 +169,7 @@ export type Invocation =
   | { command: "celery-send"; options: CelerySendOptions }
   | { command: "operate"; options: OperateOptions }
   | { command: "move"; options: MoveOptions }
+  | { command: "info"; options: InfoOptions }
   /** Text for stdout and nothing else to do (kmq completion). */
   | { command: "print"; text: string }
   /** --help or --version was shown: nothing left to do. */
@@ -699,6 +705,15 @@ Examples:
       seconds("--stop-timeout"),
       30,
     )
+    .option(
+      "--filter <expr>",
+      'only messages this CEL condition is true for, e.g. \'headers["tenant"] == "acme"\' (others stay in a named queue)',
+    )
+    .option(
+      "--ack-unmatched",
+      "with --filter on a named queue: ack (remove) the messages that do not match",
+      false,
+    )
     .option("--decode", "undo content_encoding gzip or deflate before output or the command", false)
     .option("--reply", "with a command: publish its stdout to the message's reply_to (RPC)", false)
     .option("--reply-content-type <type>", "content type of replies", "text/plain")
@@ -715,6 +730,7 @@ Examples:
   kmq consume -n 1 --idle-timeout 5 -o json
   kmq consume -q '' -e logs -t fanout
   kmq consume --accept application/json -o raw > bodies.bin
+  kmq consume -q '' -e events -t topic -r '#' --filter 'headers["tenant"] == "acme"'
   kmq consume -c 4 -- ./handle.sh          # exit 0 acks, 75 requeues, anything else rejects`,
     )
     .action((command, o, cmd) => {
@@ -726,6 +742,9 @@ Examples:
           `unexpected argument '${word}': to read queue '${word}' use -q ${word}; ` +
             `to run it for each message put -- before it (kmq consume -- ${command.join(" ")})`,
         );
+      }
+      if (o.ackUnmatched && o.filter === undefined) {
+        throw new InvalidArgumentError("--ack-unmatched needs --filter: without one every message matches");
       }
       if (command.length === 0) {
         // these only mean something for a command: without one they would be silently ignored
@@ -776,6 +795,8 @@ Examples:
           decode: o.decode,
           reply: o.reply,
           replyContentType: o.replyContentType,
+          filter: o.filter,
+          ackUnmatched: o.ackUnmatched,
         },
       };
     });
@@ -905,6 +926,30 @@ Examples:
       };
     });
 
+  program.command("info")
+    .description("show the broker's exchanges, bindings and queues as a tree (management HTTP API)")
+    .option(
+      "--api-url <url>",
+      "the management API (default: the broker URL's host on 15672, or 15671 for amqps)",
+    )
+    .addOption(
+      new Option("-o, --format <format>", "tree or json").choices(["tree", "json"] as const).default("tree"),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq info
+  kmq info -o json | jq '.queues[] | select(.messages_ready > 0) | .name'
+  kmq info -u amqps://ops@rabbit.example.com/prod --api-url https://rabbit.example.com/`,
+    )
+    .action((o, cmd) => {
+      invocation = {
+        command: "info",
+        options: { ...globalsOf(cmd), apiUrl: o.apiUrl, format: o.format as "tree" | "json" },
+      };
+    });
+
   const purge = program.command("purge")
     .description("remove every ready message from a queue and say how many")
     .argument("<queue>", "the queue")
@@ -992,6 +1037,8 @@ Examples:
       {},
     )
     .option("--drop-header <name>", "remove this header, e.g. x-death (repeatable)", collect)
+    .option("--filter <expr>", "move only messages this CEL condition is true for (the others stay)")
+    .option("--rate <msgs/s>", "move at most this many messages per second", positive("--rate"))
     .option(
       "--retry-timeout <seconds>",
       "keep reconnecting this long when a connection drops",
@@ -1004,6 +1051,7 @@ Examples:
 Examples:
   kmq move --from orders.dlq --to orders --drop-header x-death     # drain a dead-letter queue back
   kmq move --from jobs --to-exchange jobs.v2 -r new -n 1000
+  kmq move --from orders.dlq --to orders --filter 'json.amount > 100' --rate 200
   kmq move --from jobs --to jobs --to-url amqps://user@other-cluster/`,
     )
     .action((o, cmd) => {
@@ -1028,6 +1076,8 @@ Examples:
           setHeaders: o.setHeader,
           dropHeaders: o.dropHeader ?? [],
           retryTimeout: o.retryTimeout,
+          filter: o.filter,
+          rate: o.rate,
         },
       };
     });

@@ -146,7 +146,7 @@ async function readCredentialFile(path: string, option: string): Promise<string>
  * The password and TLS material of `broker`, read from their files — on every connect, so a
  * reconnect picks up a rotated secret (a mounted password file or certificate).
  */
-async function credentials(broker: BrokerOptions, tls: boolean): Promise<{
+export async function brokerCredentials(broker: BrokerOptions, tls: boolean): Promise<{
   password?: string;
   tlsOptions?: AMQPTlsOptions;
 }> {
@@ -217,7 +217,7 @@ export async function connect(options: ConnectOptions): Promise<AMQPClient> {
 }
 
 async function connectTo(parsed: BrokerUrl, options: ConnectOptions): Promise<AMQPClient> {
-  const { password, tlsOptions } = await credentials(options.broker, parsed.href.startsWith("amqps:"));
+  const { password, tlsOptions } = await brokerCredentials(options.broker, parsed.href.startsWith("amqps:"));
   const url = password === undefined ? parsed : withPassword(parsed, password);
   if (new URL(url.href).searchParams.has("insecure")) {
     options.log.warn("TLS certificate verification is OFF (insecure in the URL): do not use in production");

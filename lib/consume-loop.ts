@@ -5,6 +5,8 @@
  * cancelling it; what it handled, failed and why it ended make kmq's exit code.
  */
 import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
+import type { Sieve } from "./filter.ts";
+import { SourceConsumer } from "./source-consumer.ts";
 import type { Writable } from "node:stream";
 import type { ConsumeOptions } from "./cli.ts";
 import { classifyError, ExitCode, KmqError } from "./errors.ts";
@@ -61,16 +63,18 @@ export abstract class ConsumeLoop {
   /** Broker-side auto-ack; with --no-ack and --count kmq acks on receipt instead, so prefetch holds. */
   protected readonly brokerAck: boolean;
 
+  private source?: SourceConsumer;
+
   constructor(
     protected readonly channel: AMQPChannel,
     protected readonly queue: string,
     protected readonly o: ConsumeOptions,
     protected readonly io: ConsumeIo,
+    protected readonly sieve?: Sieve,
   ) {
-    this.prefetch = Math.min(
-      Math.max(o.prefetch, o.command.length > 0 ? o.concurrency : 0),
-      o.count ?? Infinity,
-    );
+    const wanted = Math.max(o.prefetch, o.command.length > 0 ? o.concurrency : 0);
+    // held messages fill the window: --count must not shrink it to a consumer renewal per message
+    this.prefetch = sieve?.hold ? wanted : Math.min(wanted, o.count ?? Infinity);
     this.brokerAck = !o.ack && o.count === undefined;
   }
 
@@ -89,11 +93,12 @@ export abstract class ConsumeLoop {
     const onStop = () => this.stop();
     io.stop.addEventListener("abort", onStop);
     try {
-      const consumer = await this.consume();
+      await this.consume();
+      this.announce();
       this.armIdleTimer();
       await this.process();
       if (this.failure) throw this.failure;
-      await consumer.cancel().catch(() => {});
+      await this.source?.cancel();
       await this.finish();
     } catch (err) {
       if (err instanceof KmqError) throw err;
@@ -104,19 +109,37 @@ export abstract class ConsumeLoop {
     }
   }
 
-  private async consume() {
-    let consumer;
-    try {
-      consumer = await this.channel.basicConsume(this.queue, {
-        noAck: this.brokerAck,
-        args: this.o.consumerArguments,
-      }, (msg) => {
+  private async consume(): Promise<void> {
+    this.source = new SourceConsumer(this.channel, this.queue, {
+      window: this.prefetch,
+      noAck: this.brokerAck,
+      args: this.o.consumerArguments,
+      sieve: this.sieve,
+      deliver: (msg) => {
         this.inbox.push(msg);
         this.wakeUp();
-      });
+      },
+      ended: (err) => {
+        if (err !== undefined) {
+          this.failure ??= /cancelled by the server/i.test(String((err as Error)?.message))
+            ? new KmqError(
+              ExitCode.cancelled,
+              `the broker cancelled the consumer of queue '${this.queue}' (the queue was deleted, or its node ` +
+                `went away) after ${this.handled} message(s); declare the queue again, then rerun`,
+            )
+            : err;
+        }
+        this.stop();
+      },
+    });
+    try {
+      await this.source.start();
     } catch (err) {
       throw classifyError(err, `consuming from queue '${this.queue}'`);
     }
+  }
+
+  private announce(): void {
     this.io.log.info(`consuming from queue '${this.queue}' (prefetch ${this.prefetch})`);
     if (this.io.interactive && !saidWaiting) {
       saidWaiting = true;
@@ -124,20 +147,6 @@ export abstract class ConsumeLoop {
       const bound = exchange === "" ? "" : ` (bound to ${exchange}/${bindingKeys.join(", ")})`;
       this.io.log.warn(`waiting on queue '${this.queue}'${bound}; Ctrl-C to stop`);
     }
-    consumer.wait().then(
-      () => this.stop(),
-      (err) => {
-        this.failure ??= /cancelled by the server/i.test(String((err as Error)?.message))
-          ? new KmqError(
-            ExitCode.cancelled,
-            `the broker cancelled the consumer of queue '${this.queue}' (the queue was deleted, or its node ` +
-              `went away) after ${this.handled} message(s); declare the queue again, then rerun`,
-          )
-          : err;
-        this.stop();
-      },
-    );
-    return consumer;
   }
 
   /** Waits until a delivery, a stop or the end of a running job wakes the loop. */

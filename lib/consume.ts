@@ -7,6 +7,7 @@ import { closeQuietly, connect, failovers } from "./connection.ts";
 import type { ConsumeIo, ConsumeLoop } from "./consume-loop.ts";
 import { declareTopology, topologyFrom } from "./declarations.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
+import type { Sieve } from "./filter.ts";
 import { PrintLoop } from "./print-loop.ts";
 
 export type { ConsumeIo } from "./consume-loop.ts";
@@ -24,6 +25,47 @@ interface Totals {
  * code's error when the run did not go as asked (a signal, failed commands, a closed stdout).
  */
 export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
+  const sieve = await sieveFor(o);
+  try {
+    await consumeAll(o, io, sieve);
+  } finally {
+    if (sieve) reportSieve(sieve, io);
+  }
+}
+
+/**
+ * --filter: compiled before connecting (a bad expression is exit 2 with nothing touched). Messages
+ * that do not match are acked where they are copies (a tap's server-named or exclusive queue, a
+ * stream, which keeps them anyway) or with --ack-unmatched; on a named queue they are held unacked
+ * and go back to it, in their order, when kmq stops.
+ */
+async function sieveFor(o: ConsumeOptions): Promise<Sieve | undefined> {
+  if (o.filter === undefined) return undefined;
+  const { MessageFilter } = await import("./filter.ts");
+  const t = o.topology;
+  const copies = t.queue === "" || t.exclusive || t.queueArguments?.["x-queue-type"] === "stream" ||
+    o.consumerArguments["x-stream-offset"] !== undefined;
+  const hold = !copies && !o.ackUnmatched;
+  if (hold && !o.ack) {
+    throw new UsageError(
+      `--filter with --no-ack on queue '${t.queue}' would lose the messages that do not match (the broker ` +
+        "removes each as it is delivered): drop --no-ack, or add --ack-unmatched to drop them knowingly",
+    );
+  }
+  return { filter: new MessageFilter(o.filter), hold, unmatched: 0 };
+}
+
+function reportSieve(s: Sieve, io: ConsumeIo): void {
+  const went = s.hold ? "held, then left in the queue" : "acked unseen";
+  io.log.info(`--filter: ${s.unmatched} message(s) did not match (${went})`);
+  if (s.filter.errors > 0) {
+    io.log.info(
+      `--filter could not be evaluated on ${s.filter.errors} of them (counted as not matching), the first: ${s.filter.firstError}`,
+    );
+  }
+}
+
+async function consumeAll(o: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Promise<void> {
   if (o.command.length > 0) checkCommand(o.command[0]!);
   const topology = topologyFrom(o.topology);
   const totals: Totals = { handled: 0, failed: 0, readerGone: false };
@@ -44,7 +86,7 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
       // --count counts across reconnects
       const count = o.count === undefined ? undefined : o.count - totals.handled;
       const Loop = o.command.length > 0 ? CommandLoop : PrintLoop;
-      loop = new Loop(channel, queue, { ...o, count }, io);
+      loop = new Loop(channel, queue, { ...o, count }, io, sieve);
       await loop.run();
       ended = true;
     } catch (err) {

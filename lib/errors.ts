@@ -57,6 +57,23 @@ export class DeliveryError extends KmqError {
   }
 }
 
+/** Control characters but tab, DEL and the C1 range: on stderr, a newline too (one line per report). */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+
+/**
+ * A report as it goes to stderr: its password masked and its control characters shown as `\xNN`,
+ * so text from a message or a broker (a filter's result, a queue name) cannot drive the terminal.
+ */
+export function forStderr(text: string): string {
+  return showControls(redactUrl(text));
+}
+
+/** Control characters (but tab) as `\xNN`: text from a message or a broker, made safe for a terminal. */
+export function showControls(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 /**
  * Replaces the password of any URL (amqp://, but also a mistyped http://) with `***`, wherever it
  * appears in a text. Everything from the first `:` after the user name up to the LAST `@` of the

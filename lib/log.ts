@@ -1,5 +1,5 @@
 import process from "node:process";
-import { redactUrl } from "./errors.ts";
+import { forStderr } from "./errors.ts";
 
 /** Diagnostics go to stderr, so stdout carries only message data. */
 export interface Log {
@@ -11,7 +11,7 @@ export interface Log {
 
 export function stderrLog(verbose: boolean): Log {
   // every line is masked: a URL may reach a message through an error text kmq does not control
-  const write = (line: string) => process.stderr.write(`kmq: ${redactUrl(line)}\n`);
+  const write = (line: string) => process.stderr.write(`kmq: ${forStderr(line)}\n`);
   return {
     info: verbose ? write : () => {},
     warn: write,

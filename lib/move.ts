@@ -15,6 +15,9 @@ import type { Log } from "./log.ts";
 import { Publisher } from "./publisher.ts";
 import type { BrokerOptions } from "./connection.ts";
 import type { MessageProperties } from "./wire.ts";
+import type { Sieve } from "./filter.ts";
+import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
+import { SourceConsumer } from "./source-consumer.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -30,11 +33,17 @@ export interface MoveOptions extends GlobalOptions {
   setHeaders: FieldTable;
   dropHeaders: string[];
   retryTimeout: number;
+  /** Messages per second at most. */
+  rate?: number;
+  /** A CEL condition: only matching messages move; the others stay in the source. */
+  filter?: string;
 }
 
 export interface MoveIo {
   log: Log;
   stop: AbortSignal;
+  /** A live progress line goes here when it is a terminal. */
+  stderr: ProgressStream;
 }
 
 const PREFETCH = 500;
@@ -46,6 +55,10 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
   if (o.to === o.from && o.toBroker.url === o.broker.url) {
     throw new UsageError(`--from and --to are the same queue '${o.from}': nothing would move`);
   }
+  // compiled before connecting: a bad expression is exit 2 with nothing touched
+  const sieve: Sieve | undefined = o.filter === undefined
+    ? undefined
+    : { filter: new (await import("./filter.ts")).MessageFilter(o.filter), hold: true, unmatched: 0 };
   const publisher = new Publisher({
     broker: o.toBroker,
     topology: topologyFrom({
@@ -71,13 +84,27 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
       `the target exchange '${o.toExchange}' does not exist: a move creates no exchange; declare it first (kmq declare -e ${o.toExchange} …)`,
     );
   });
-  const moved: Moved = { taken: 0, confirmed: 0, failed: 0 };
+  const moved: Moved = { taken: 0, confirmed: 0, failed: 0, started: performance.now() };
+  const clearProgress = liveLine(
+    io.stderr,
+    () => `kmq: moved ${moved.confirmed} message(s) (${perSecond(moved.confirmed, moved.started)} msg/s)`,
+  );
   try {
-    await moveAll(o, io, publisher, moved);
+    await moveAll(o, io, publisher, moved, sieve);
     await publisher.drain();
   } finally {
+    clearProgress();
     await publisher.close();
-    io.log.warn(`moved ${moved.confirmed} message(s) from queue '${o.from}' to '${target}'`);
+    io.log.warn(
+      `moved ${moved.confirmed} message(s) from queue '${o.from}' to '${target}' (${
+        perSecond(moved.confirmed, moved.started)
+      } msg/s)${sieve ? `; ${sieve.unmatched} did not match --filter and stay in '${o.from}'` : ""}`,
+    );
+    if (sieve && sieve.filter.errors > 0) {
+      io.log.info(
+        `--filter could not be evaluated on ${sieve.filter.errors} message(s) (left in the source), the first: ${sieve.filter.firstError}`,
+      );
+    }
   }
   publisher.check();
   if (io.stop.aborted) {
@@ -94,6 +121,8 @@ interface Moved {
   taken: number;
   confirmed: number;
   failed: number;
+  /** When the move started (performance.now()), for the rate. */
+  started: number;
 }
 
 /** The source connection dropped: reconnect and go on (its unacked messages come again). */
@@ -108,6 +137,7 @@ async function moveAll(
   io: MoveIo,
   publisher: Publisher,
   moved: Moved,
+  sieve?: Sieve,
 ): Promise<void> {
   let lostAt: number | undefined;
   for (;;) {
@@ -122,7 +152,7 @@ async function moveAll(
       continue;
     }
     try {
-      await moveFrom(client, o, io, publisher, moved);
+      await moveFrom(client, o, io, publisher, moved, sieve);
       return;
     } catch (err) {
       if (!(err instanceof SourceLost)) throw err;
@@ -140,8 +170,10 @@ async function moveFrom(
   io: MoveIo,
   publisher: Publisher,
   moved: Moved,
+  sieve?: Sieve,
 ): Promise<void> {
   let lost: Error | undefined;
+  let failure: KmqError | undefined;
   let wake = () => {};
   client.ondisconnect = (err?: Error) => {
     lost = err ?? new Error("connection closed");
@@ -155,16 +187,31 @@ async function moveFrom(
       cause: classifyError(err, "checking the source"),
     });
   }
-  const left =
-    () => (o.count === undefined ? PREFETCH : Math.max(1, Math.min(PREFETCH, o.count - moved.taken)));
-  await ch.prefetch(left());
+  // held (non-matching) messages fill the window: -n must not shrink it to a renewal per message
+  const window = o.count === undefined || sieve
+    ? PREFETCH
+    : Math.max(1, Math.min(PREFETCH, o.count - moved.taken));
+  await ch.prefetch(window);
   const inbox: AMQPMessage[] = [];
-  const consumer = await ch.basicConsume(o.from, { noAck: false }, (msg) => {
-    inbox.push(msg);
-    wake();
-  });
   let lastDelivery = Date.now();
-  while (!io.stop.aborted && (o.count === undefined || moved.taken < o.count) && !publisher.failure) {
+  const source = new SourceConsumer(ch, o.from, {
+    window,
+    sieve,
+    deliver: (msg) => {
+      lastDelivery = Date.now();
+      inbox.push(msg);
+      wake();
+    },
+    ended: (err) => {
+      if (err instanceof KmqError) failure ??= err; // a filter that is not a condition
+      else lost ??= err instanceof Error ? err : new Error("the broker cancelled the consumer");
+      wake();
+    },
+  });
+  await source.start();
+  while (
+    !io.stop.aborted && (o.count === undefined || moved.taken < o.count) && !publisher.failure && !failure
+  ) {
     if (lost) throw new SourceLost(lost.message);
     const msg = inbox.shift();
     if (!msg) {
@@ -183,8 +230,8 @@ async function moveFrom(
       }
       continue;
     }
-    lastDelivery = Date.now();
     moved.taken++;
+    if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
     await publisher.publish({
       exchange: o.toExchange ?? "",
       routingKey: o.to ?? o.routingKey ?? msg.routingKey,
@@ -202,9 +249,10 @@ async function moveFrom(
       },
     });
   }
-  await consumer.cancel().catch(() => {});
+  await source.cancel();
   for (const rest of inbox) await rest.nack(true).catch(() => {}); // prefetched, never published
   await publisher.drain(); // every ack is sent before the source connection closes
+  if (failure) throw failure;
   if (lost) throw new SourceLost(lost.message);
   if (moved.failed > 0) {
     throw new DeliveryError(

@@ -48,6 +48,7 @@ export class PrintLoop extends ConsumeLoop {
     let lastWritten: AMQPMessage | undefined;
     let ackable: AMQPMessage | undefined;
     let written = this.handled;
+    const shown: AMQPMessage[] = [];
     while (this.inbox.length > 0 && (o.count === undefined || written < o.count)) {
       const msg = this.inbox.shift()!;
       if (!this.brokerAck && !o.ack) await msg.ack(); // --no-ack with --count: settled before output
@@ -57,6 +58,7 @@ export class PrintLoop extends ConsumeLoop {
         continue;
       }
       chunks.push(this.format(msg));
+      shown.push(msg);
       written++;
       lastWritten = msg;
       // past count - prefetch, an ack would let the broker send more than --count asks for
@@ -73,7 +75,10 @@ export class PrintLoop extends ConsumeLoop {
       return false;
     }
     this.handled = written;
-    if (o.ack) {
+    if (o.ack && this.sieve?.hold) {
+      // a multiple-ack would take the held, non-matching messages too: one ack each
+      await Promise.all(shown.map((m) => m.ack()));
+    } else if (o.ack) {
       if (ackable) await ackable.channel.basicAck(ackable.deliveryTag, true);
       if (ackable !== lastWritten) this.deferredAck = lastWritten;
     }

@@ -1,6 +1,5 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
-import process from "node:process";
 import type { ProduceOptions } from "./cli.ts";
 import { compress, COMPRESSIONS } from "./compression.ts";
 import { failovers } from "./connection.ts";
@@ -20,13 +19,14 @@ import {
   stdinChunks,
   stdinIsDirectory,
 } from "./sources.ts";
+import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import type { MessageProperties } from "./wire.ts";
 
 export interface ProduceIo {
   /** Opened only when the messages come from stdin. */
   stdin: () => AsyncIterable<Uint8Array> & { isTTY?: boolean };
   /** Where progress goes; a live line is drawn only when it is a TTY. */
-  stderr: { isTTY?: boolean; columns?: number; write(text: string): unknown };
+  stderr: ProgressStream;
   log: Log;
   verbose: boolean;
   /** Aborted on SIGINT/SIGTERM (the reason names it): send nothing more, wait for the confirms. */
@@ -220,16 +220,16 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
   const started = performance.now();
   await publisher.open();
   // a dumb terminal has no cursor control to redraw the line with
-  const progress = !o.quiet && io.stderr.isTTY === true && process.env.TERM !== "dumb"
-    ? liveProgress(publisher, started, io.stderr)
-    : undefined;
+  const clearProgress = o.quiet ? () => {} : liveLine(io.stderr, () => {
+    const c = publisher.counts;
+    return `kmq: sent ${c.published}, confirmed ${c.confirmed} (${perSecond(c.published, started)} msg/s)`;
+  });
   const stopTimer = boundStop(o, publisher, io.stop);
   try {
     await publishAll(o, io, publisher, started, input);
   } finally {
     stopTimer.dispose();
-    clearInterval(progress);
-    if (progress) io.stderr.write("\r\x1b[K");
+    clearProgress();
     await publisher.close();
     if (!o.quiet && (o.verbose || io.stderr.isTTY === true || io.stop?.aborted)) {
       io.log.warn(summary(publisher, started));
@@ -302,38 +302,13 @@ function boundStop(o: ProduceOptions, publisher: Publisher, stop?: AbortSignal):
   };
 }
 
-/** Sleeps just enough to keep the sending rate at or under `rate` messages per second. */
-async function pace(sent: number, rate: number, started: number): Promise<void> {
-  const due = started + (sent / rate) * 1000;
-  const ahead = due - performance.now();
-  if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
-}
-
 function summary(p: Publisher, started: number): string {
   const c = p.counts;
   const s = (performance.now() - started) / 1000;
-  const rate = s > 0 ? Math.round(c.published / s) : c.published;
+  const rate = perSecond(c.published, started);
   const again = c.republished ? `, republished ${c.republished}` : "";
   const moved = failovers(p.broker);
   const over = moved ? `, ${moved} failover(s)` : "";
   return `published ${c.published}, confirmed ${c.confirmed}, returned ${c.returned}, nacked ${c.nacked}${again}${over} ` +
     `in ${s.toFixed(2)} s (${rate} msg/s)`;
-}
-
-function liveProgress(
-  p: Publisher,
-  started: number,
-  stderr: ProduceIo["stderr"],
-): ReturnType<typeof setInterval> {
-  const timer = setInterval(() => {
-    const s = (performance.now() - started) / 1000;
-    const c = p.counts;
-    const line = `kmq: sent ${c.published}, confirmed ${c.confirmed} (${Math.round(c.published / s)} msg/s)`;
-    // cut to the terminal's width, read each time (a resize redraws): a wrapped line would not
-    // be overwritten, and each update would become a new line
-    const width = Math.max(10, (stderr.columns ?? 80) - 1);
-    stderr.write(`\r\x1b[K${line.slice(0, width)}`);
-  }, 250);
-  (timer as unknown as { unref?: () => void }).unref?.();
-  return timer;
 }

@@ -35,7 +35,10 @@ export class PrivateBroker {
   readonly url = `amqp://guest:guest@127.0.0.1:${this.port}/`;
   private dir = "";
 
-  constructor(private readonly tls?: NodeTls) {}
+  /** The management plugin's HTTP port, when started with `management`. */
+  readonly managementPort = freePort();
+
+  constructor(private readonly tls?: NodeTls, private readonly options: { management?: boolean } = {}) {}
 
   private env(): Record<string, string> {
     return {
@@ -54,9 +57,15 @@ export class PrivateBroker {
   /** Starts the node and waits until it accepts AMQP connections. */
   async start(): Promise<void> {
     this.dir = await Deno.makeTempDir({ prefix: "kmq-node-" });
-    await Deno.writeTextFile(`${this.dir}/plugins`, "[].\n");
+    const plugins = this.options.management ? "rabbitmq_management" : "";
+    await Deno.writeTextFile(`${this.dir}/plugins`, `[${plugins}].\n`);
     await Deno.writeTextFile(`${this.dir}/env.conf`, "");
     let conf = `listeners.tcp.default = 127.0.0.1:${this.port}\n`;
+    if (this.options.management) {
+      // statistics every 200 ms, so a test sees counts that are current
+      conf += `management.tcp.port = ${this.managementPort}\nmanagement.tcp.ip = 127.0.0.1\n` +
+        "collect_statistics_interval = 200\n";
+    }
     if (this.tls) {
       // the node runs as the rabbitmq user and must read the files: copy them into its own dir
       for (const [name, path] of Object.entries(this.tls)) {

@@ -1,0 +1,204 @@
+/**
+ * `kmq info`: the broker's topology as a tree — vhost → exchanges → bindings → queues (or
+ * exchanges), with each queue's type, messages ready and unacked, and consumers — or as JSON
+ * (`-o json`), read from the management HTTP API. The counts are the API's statistics, a few
+ * seconds behind the queues (the broker's collect_statistics_interval).
+ */
+import type { Writable } from "node:stream";
+import type { GlobalOptions } from "./cli.ts";
+import { write } from "./consume-loop.ts";
+import { showControls } from "./errors.ts";
+import { getJson, managementApi } from "./management.ts";
+
+export interface InfoOptions extends GlobalOptions {
+  /** The management API's address, when it is not the AMQP URL's host on 15672/15671. */
+  apiUrl?: string;
+  format: "tree" | "json";
+}
+
+export interface InfoIo {
+  stdout: Writable;
+}
+
+interface ApiExchange {
+  name: string;
+  type: string;
+  durable: boolean;
+  auto_delete: boolean;
+  internal: boolean;
+  arguments: Record<string, unknown>;
+}
+
+interface ApiQueue {
+  name: string;
+  type?: string;
+  durable: boolean;
+  auto_delete: boolean;
+  exclusive: boolean;
+  arguments: Record<string, unknown>;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  consumers?: number;
+}
+
+interface ApiBinding {
+  source: string;
+  destination: string;
+  destination_type: "queue" | "exchange";
+  routing_key: string;
+  arguments: Record<string, unknown>;
+}
+
+/** A queue as kmq shows it. */
+export interface QueueInfo {
+  name: string;
+  type: string;
+  durable: boolean;
+  auto_delete: boolean;
+  exclusive: boolean;
+  arguments: Record<string, unknown>;
+  messages_ready: number;
+  messages_unacknowledged: number;
+  consumers: number;
+}
+
+export interface BindingInfo {
+  routing_key: string;
+  arguments: Record<string, unknown>;
+  destination_type: "queue" | "exchange";
+  destination: string;
+}
+
+export interface ExchangeInfo {
+  name: string;
+  type: string;
+  durable: boolean;
+  auto_delete: boolean;
+  internal: boolean;
+  arguments: Record<string, unknown>;
+  bindings: BindingInfo[];
+}
+
+/** What `-o json` prints. */
+export interface TopologyInfo {
+  vhost: string;
+  exchanges: ExchangeInfo[];
+  queues: QueueInfo[];
+}
+
+export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
+  const api = await managementApi(o.broker, o.apiUrl);
+  const vh = encodeURIComponent(api.vhost);
+  const [exchanges, queues, bindings] = await Promise.all([
+    getJson(api, `exchanges/${vh}`),
+    getJson(api, `queues/${vh}`),
+    getJson(api, `bindings/${vh}`),
+  ]) as [ApiExchange[], ApiQueue[], ApiBinding[]];
+  const info = topologyOf(api.vhost, exchanges, queues, bindings);
+  const text = o.format === "json" ? JSON.stringify(info, null, 2) + "\n" : renderTree(info);
+  await write(io.stdout, new TextEncoder().encode(text));
+}
+
+export function topologyOf(
+  vhost: string,
+  exchanges: ApiExchange[],
+  queues: ApiQueue[],
+  bindings: ApiBinding[],
+): TopologyInfo {
+  const byName = (
+    a: { name: string },
+    b: { name: string },
+  ) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return {
+    vhost,
+    exchanges: exchanges.map((e) => ({
+      name: e.name,
+      type: e.type,
+      durable: e.durable,
+      auto_delete: e.auto_delete,
+      internal: e.internal,
+      arguments: e.arguments ?? {},
+      // every queue is bound to the default exchange by its name: implicit, not listed
+      bindings: e.name === "" ? [] : bindings.filter((b) => b.source === e.name).map((b) => ({
+        routing_key: b.routing_key,
+        arguments: b.arguments ?? {},
+        destination_type: b.destination_type,
+        destination: b.destination,
+      })).sort((a, b) => {
+        const ka = `${a.destination_type}\0${a.destination}\0${a.routing_key}`;
+        const kb = `${b.destination_type}\0${b.destination}\0${b.routing_key}`;
+        return ka < kb ? -1 : ka > kb ? 1 : 0;
+      }),
+    })).sort(byName),
+    queues: queues.map((q) => ({
+      name: q.name,
+      type: q.type ?? String(q.arguments?.["x-queue-type"] ?? "classic"),
+      durable: q.durable,
+      auto_delete: q.auto_delete,
+      exclusive: q.exclusive,
+      arguments: q.arguments ?? {},
+      messages_ready: q.messages_ready ?? 0,
+      messages_unacknowledged: q.messages_unacknowledged ?? 0,
+      consumers: q.consumers ?? 0,
+    })).sort(byName),
+  };
+}
+
+/** Names are shown quoted, their control characters as \xNN: a name cannot drive the terminal. */
+function quoted(name: string): string {
+  return `'${showControls(name)}'`;
+}
+
+function describeQueue(q: QueueInfo): string {
+  const flags = [
+    q.type,
+    ...(q.durable ? [] : ["transient"]),
+    ...(q.exclusive ? ["exclusive"] : []),
+    ...(q.auto_delete ? ["auto-delete"] : []),
+  ];
+  return `queue ${quoted(q.name)} (${flags.join(", ")}; ${q.messages_ready} ready, ` +
+    `${q.messages_unacknowledged} unacked, ${q.consumers} consumer(s))`;
+}
+
+function describeBinding(b: BindingInfo, queues: Map<string, QueueInfo>): string {
+  const args = Object.entries(b.arguments);
+  const key = args.length > 0
+    ? `{${args.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ")}}`
+    : quoted(b.routing_key);
+  const q = b.destination_type === "queue" ? queues.get(b.destination) : undefined;
+  const to = q ? describeQueue(q) : `${b.destination_type} ${quoted(b.destination)}`;
+  return `${key} → ${to}`;
+}
+
+/**
+ * The tree: each exchange with its bindings (the broker's own amq.* exchanges only when something
+ * is bound to them), then the queues no exchange but the default one routes to.
+ */
+export function renderTree(t: TopologyInfo): string {
+  const queues = new Map(t.queues.map((q) => [q.name, q]));
+  const shown = t.exchanges.filter((e) =>
+    e.name !== "" && !(e.name.startsWith("amq.") && e.bindings.length === 0)
+  );
+  const bound = new Set(
+    t.exchanges.flatMap((e) =>
+      e.bindings.filter((b) => b.destination_type === "queue").map((b) => b.destination)
+    ),
+  );
+  const unbound = t.queues.filter((q) => !bound.has(q.name));
+  const lines = [`vhost ${quoted(t.vhost)}`];
+  const branches: [string, string[]][] = shown.map((e) => [
+    `exchange ${quoted(e.name)} (${e.type}${e.durable ? ", durable" : ""}${e.internal ? ", internal" : ""}${
+      e.auto_delete ? ", auto-delete" : ""
+    })`,
+    e.bindings.map((b) => describeBinding(b, queues)),
+  ]);
+  if (unbound.length > 0) branches.push(["only the default exchange routes to", unbound.map(describeQueue)]);
+  branches.forEach(([head, children], i) => {
+    const last = i === branches.length - 1;
+    lines.push(`${last ? "└── " : "├── "}${head}`);
+    children.forEach((c, j) =>
+      lines.push(`${last ? "    " : "│   "}${j === children.length - 1 ? "└── " : "├── "}${c}`)
+    );
+  });
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,120 @@
+/**
+ * RabbitMQ's management HTTP API, for what AMQP cannot list (exchanges, queues, bindings). Its
+ * address comes from the AMQP URL (amqp → http on 15672, amqps → https on 15671, same host, user,
+ * password and vhost) unless --api-url says otherwise; TLS trusts --cacert and presents --cert.
+ */
+import type { AMQPTlsOptions } from "@cloudamqp/amqp-client";
+import { Buffer } from "node:buffer";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { brokerCredentials, type BrokerOptions, parseBrokerUrls } from "./connection.ts";
+import { ExitCode, KmqError, redactUrl, UsageError } from "./errors.ts";
+
+/** How long one request may take before the API counts as unreachable. */
+const TIMEOUT_MS = 10_000;
+const ENABLE_HINT =
+  "enable it with 'rabbitmq-plugins enable rabbitmq_management', or give its address with --api-url";
+
+export interface ManagementApi {
+  /** http(s)://host:port/api/ */
+  base: URL;
+  vhost: string;
+  user: string;
+  password: string;
+  tls: AMQPTlsOptions;
+  /** The base as it can be shown (no password). */
+  display: string;
+}
+
+/** Where the API is and how to log in to it, from the broker options and --api-url. */
+export async function managementApi(broker: BrokerOptions, apiUrl?: string): Promise<ManagementApi> {
+  const [first] = parseBrokerUrls(broker.url, "kmq info");
+  const amqp = new URL(first!.href);
+  const tls = amqp.protocol === "amqps:";
+  const creds = await brokerCredentials(broker, tls || apiUrl?.startsWith("https:") === true);
+  const vhost = decodeURIComponent(amqp.pathname.slice(1)) || "/";
+  let base: URL;
+  if (apiUrl === undefined) {
+    base = new URL(
+      `${tls ? "https" : "http"}://${amqp.host.replace(/:\d+$/, "")}:${tls ? 15671 : 15672}/api/`,
+    );
+  } else {
+    try {
+      base = new URL(apiUrl);
+    } catch {
+      throw new UsageError(
+        "invalid --api-url (not shown: it may hold a password): expected http(s)://host:15672/",
+      );
+    }
+    if (base.protocol !== "http:" && base.protocol !== "https:") {
+      throw new UsageError(`--api-url '${redactUrl(apiUrl)}' is not http:// or https://`);
+    }
+    if (!base.pathname.endsWith("/")) base.pathname += "/";
+    if (!base.pathname.endsWith("/api/")) base.pathname += "api/";
+  }
+  const user = decodeURIComponent(base.username || amqp.username || "guest");
+  const password = base.password
+    ? decodeURIComponent(base.password)
+    : creds.password ?? (decodeURIComponent(amqp.password) || "guest");
+  base.username = base.password = "";
+  return { base, vhost, user, password, tls: creds.tlsOptions ?? {}, display: base.href };
+}
+
+/** GETs `path` (under /api/) and parses its JSON; every failure is a KmqError naming the fix. */
+export function getJson(api: ManagementApi, path: string): Promise<unknown> {
+  const url = new URL(path, api.base);
+  const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+  const auth = Buffer.from(`${api.user}:${api.password}`).toString("base64");
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: "GET",
+      headers: { authorization: `Basic ${auth}`, accept: "application/json" },
+      timeout: TIMEOUT_MS,
+      ...api.tls,
+    }, (res) => {
+      const chunks: Uint8Array[] = [];
+      res.on("data", (c: Uint8Array) => chunks.push(c));
+      res.on("error", (err) => reject(unreachable(api, err.message)));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        const status = res.statusCode ?? 0;
+        if (status === 401) {
+          return reject(
+            new KmqError(
+              ExitCode.accessRefused,
+              `the management API at ${api.display} refused user '${api.user}': check the password, and that the ` +
+                "user has the 'management' or 'monitoring' tag (rabbitmqctl set_user_tags)",
+            ),
+          );
+        }
+        if (status === 404 && path.includes("/")) {
+          return reject(
+            new KmqError(
+              ExitCode.brokerRefused,
+              `the management API knows no virtual host '${api.vhost}': check the vhost in the URL`,
+            ),
+          );
+        }
+        if (status !== 200) return reject(unreachable(api, `HTTP ${status}`));
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(unreachable(api, "the answer is not JSON, so this is not RabbitMQ's management API"));
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+    req.on("error", (err: Error & { code?: string }) => {
+      const why = err.code === "ECONNREFUSED" ? "connection refused" : err.message;
+      reject(unreachable(api, why));
+    });
+    req.end();
+  });
+}
+
+function unreachable(api: ManagementApi, why: string): KmqError {
+  return new KmqError(
+    ExitCode.unreachable,
+    `the management API at ${api.display} is not reachable (${why}): ${ENABLE_HINT}`,
+  );
+}

@@ -1,0 +1,43 @@
+/**
+ * Pacing (--rate) and the live progress line that produce and move draw on a terminal's stderr.
+ */
+import process from "node:process";
+
+/** Where a live line goes; drawn only when it is a terminal with cursor control. */
+export interface ProgressStream {
+  isTTY?: boolean;
+  columns?: number;
+  write(text: string): unknown;
+}
+
+/** Sleeps just enough to keep the sending rate at or under `rate` messages per second. */
+export async function pace(sent: number, rate: number, started: number): Promise<void> {
+  const due = started + (sent / rate) * 1000;
+  const ahead = due - performance.now();
+  if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+}
+
+/**
+ * Redraws `line()` every 250 ms on a terminal's stderr (nothing elsewhere, nor on a dumb
+ * terminal, which has no cursor control to redraw with); the returned function clears it.
+ */
+export function liveLine(stream: ProgressStream, line: () => string): () => void {
+  if (stream.isTTY !== true || process.env.TERM === "dumb") return () => {};
+  const timer = setInterval(() => {
+    // cut to the terminal's width, read each time (a resize redraws): a wrapped line would not
+    // be overwritten, and each update would become a new line
+    const width = Math.max(10, (stream.columns ?? 80) - 1);
+    stream.write(`\r\x1b[K${line().slice(0, width)}`);
+  }, 250);
+  (timer as unknown as { unref?: () => void }).unref?.();
+  return () => {
+    clearInterval(timer);
+    stream.write("\r\x1b[K");
+  };
+}
+
+/** Messages per second since `started` (a performance.now() time). */
+export function perSecond(count: number, started: number): number {
+  const s = (performance.now() - started) / 1000;
+  return s > 0 ? Math.round(count / s) : count;
+}

@@ -1,0 +1,230 @@
+/**
+ * kmq info against a private node with the management plugin: the JSON agrees with rabbitmqctl's
+ * list_queues, list_exchanges and list_bindings; the tree shows exchange → binding → queue; a
+ * refused login, a missing vhost and an API that is not there each end in their exit code.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { assertFailure, run } from "./helpers.ts";
+import { freePort, PrivateBroker } from "./private_broker.ts";
+
+async function ctlJson(node: string, ...args: string[]): Promise<Record<string, unknown>[]> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["-n", node, "-q", ...args, "--formatter", "json"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** The plugin starts a little after AMQP: wait for its HTTP listener. */
+async function waitForApi(port: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/api/overview`, {
+        headers: { authorization: `Basic ${btoa("guest:guest")}` },
+      });
+      await r.body?.cancel();
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the management API on port ${port} did not answer`);
+}
+
+const sortBy = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : 1));
+
+Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node with the management API", async () => {
+  const node = new PrivateBroker(undefined, { management: true });
+  try {
+    await node.start();
+    await waitForApi(node.managementPort);
+    const env = { KMQ_URL: `amqp://guest:guest@127.0.0.1:${node.port}/` };
+    const api = ["--api-url", `http://127.0.0.1:${node.managementPort}`];
+    for (
+      const args of [
+        ["declare"], // the tutorial's test_exchange → queue 'queue' (key test)
+        ["declare", "-e", "events", "-t", "topic", "-q", "audit", "-r", "user.*", "-r", "order.#"],
+        [
+          "declare",
+          "-e",
+          "events",
+          "-t",
+          "topic",
+          "-q",
+          "orders-q",
+          "-r",
+          "order.#",
+          "--queue-type",
+          "quorum",
+        ],
+        [
+          "declare",
+          "-e",
+          "tenants",
+          "-t",
+          "headers",
+          "-q",
+          "acme",
+          "--bind-arg",
+          "tenant=acme",
+          "--match",
+          "all",
+        ],
+        [
+          "declare",
+          "-e",
+          "archive",
+          "-t",
+          "fanout",
+          "--bind-exchange",
+          "events",
+          "-r",
+          "#",
+          "-q",
+          "archived",
+        ],
+        ["declare", "-e", "", "-q", "lonely"],
+      ]
+    ) {
+      const r = await run(args, { env });
+      assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    }
+    assertEquals((await run(["produce", "one", "two", "three"], { env })).code, 0);
+    assertEquals(
+      (await run(["produce", "-e", "events", "-t", "topic", "-r", "order.new", "x"], { env })).code,
+      0,
+    );
+
+    // the API's statistics lag the queues a little: ask until they show the messages
+    let info: {
+      vhost: string;
+      exchanges: { name: string; type: string; bindings: Record<string, unknown>[] }[];
+      queues: Record<string, unknown>[];
+    } | undefined;
+    for (let i = 0; i < 40; i++) {
+      const r = await run(["info", "-o", "json", ...api], { env });
+      assertEquals(r.code, 0, r.stderr);
+      info = JSON.parse(r.stdout);
+      const ready = Object.fromEntries(info!.queues.map((q) => [q.name, q.messages_ready]));
+      if (ready.queue === 3 && ready.archived === 1 && ready.audit === 1 && ready["orders-q"] === 1) break;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    assert(info !== undefined);
+    assertEquals(info.vhost, "/");
+
+    const ctlQueues = await ctlJson(
+      node.node,
+      "list_queues",
+      "name",
+      "type",
+      "messages_ready",
+      "messages_unacknowledged",
+      "consumers",
+    );
+    assertEquals(
+      sortBy(
+        info.queues.map((q) => [q.name, q.type, q.messages_ready, q.messages_unacknowledged, q.consumers]),
+        (r) => String(r[0]),
+      ),
+      sortBy(
+        ctlQueues.map((q) => [q.name, q.type, q.messages_ready, q.messages_unacknowledged, q.consumers]),
+        (r) => String(r[0]),
+      ),
+    );
+    const ctlExchanges = await ctlJson(node.node, "list_exchanges", "name", "type");
+    assertEquals(
+      sortBy(info.exchanges.map((e) => `${e.name}/${e.type}`), (s) => s),
+      sortBy(ctlExchanges.map((e) => `${e.name}/${e.type}`), (s) => s),
+    );
+    const ctlBindings = await ctlJson(
+      node.node,
+      "list_bindings",
+      "source_name",
+      "destination_name",
+      "destination_kind",
+      "routing_key",
+    );
+    assertEquals(
+      sortBy(
+        info.exchanges.flatMap((e) =>
+          e.bindings.map((b) => `${e.name}→${b.destination_type}:${b.destination}/${b.routing_key}`)
+        ),
+        (s) => s,
+      ),
+      sortBy(
+        ctlBindings.filter((b) => b.source_name !== "").map((b) =>
+          `${b.source_name}→${b.destination_kind}:${b.destination_name}/${b.routing_key}`
+        ),
+        (s) => s,
+      ),
+    );
+    const acme = info.exchanges.find((e) => e.name === "tenants")!.bindings[0]!;
+    assertEquals(acme.arguments, { tenant: "acme", "x-match": "all" });
+
+    const tree = await run(["info", ...api], { env });
+    assertEquals(tree.code, 0, tree.stderr);
+    const lines = tree.stdout.split("\n");
+    assertEquals(lines[0], "vhost '/'");
+    for (
+      const want of [
+        "├── exchange 'archive' (fanout, durable)",
+        "│   └── '#' → queue 'archived' (classic; 1 ready, 0 unacked, 0 consumer(s))",
+        "├── exchange 'events' (topic, durable)",
+        "│   ├── '#' → exchange 'archive'",
+        "│   ├── 'order.#' → queue 'audit' (classic; 1 ready, 0 unacked, 0 consumer(s))",
+        "│   ├── 'user.*' → queue 'audit' (classic; 1 ready, 0 unacked, 0 consumer(s))",
+        "│   └── 'order.#' → queue 'orders-q' (quorum; 1 ready, 0 unacked, 0 consumer(s))",
+        "├── exchange 'tenants' (headers, durable)",
+        '│   └── {tenant: "acme", x-match: "all"} → queue \'acme\' (classic; 0 ready, 0 unacked, 0 consumer(s))',
+        "├── exchange 'test_exchange' (direct, durable)",
+        "│   └── 'test' → queue 'queue' (classic; 3 ready, 0 unacked, 0 consumer(s))",
+        "└── only the default exchange routes to",
+        "    └── queue 'lonely' (classic; 0 ready, 0 unacked, 0 consumer(s))",
+      ]
+    ) {
+      assert(lines.includes(want), `missing line: ${want}\n${tree.stdout}`);
+    }
+    assert(!tree.stdout.includes("amq.direct"), "the broker's own unbound exchanges are left out");
+
+    // the API's address derived from the URL: this node's API is not on 15672
+    const listening = await Deno.connect({ hostname: "127.0.0.1", port: 15672 }).then(
+      (c) => (c.close(), true),
+      () => false,
+    );
+    if (!listening) { // the shared broker runs no management plugin
+      const derived = await run(["info"], { env });
+      assertFailure(derived, 4, /the management API at http:\/\/127\.0\.0\.1:15672\/api\/ is not reachable/);
+    }
+
+    const wrong = await run(["info", ...api], {
+      env: { KMQ_URL: `amqp://guest:Wr%40ng@127.0.0.1:${node.port}/` },
+    });
+    assertFailure(wrong, 5, /refused user 'guest': check the password/);
+    assert(!wrong.stderr.includes("Wr"), "the password is not shown");
+    const vhost = await run(["info", ...api], {
+      env: { KMQ_URL: `amqp://guest:guest@127.0.0.1:${node.port}/nowhere` },
+    });
+    assertFailure(vhost, 6, /knows no virtual host 'nowhere'/);
+  } finally {
+    await node.close();
+  }
+});
+
+Deno.test("info: no management API is exit 4 naming the plugin to enable; a bad --api-url is exit 2", async () => {
+  const port = freePort();
+  const r = await run(["info", "--api-url", `http://guest:s3cret@127.0.0.1:${port}/`]);
+  assertFailure(
+    r,
+    4,
+    new RegExp(
+      `the management API at http://127\\.0\\.0\\.1:${port}/api/ is not reachable \\(connection refused\\): ` +
+        "enable it with 'rabbitmq-plugins enable rabbitmq_management'",
+    ),
+  );
+  assert(!r.stderr.includes("s3cret"));
+  assertFailure(await run(["info", "--api-url", "ftp://x/"]), 2, /--api-url 'ftp:\/\/x\/' is not http/);
+  assertFailure(await run(["info", "-o", "yaml"]), 2, /yaml/);
+});
