@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { assertFailure, run } from "./helpers.ts";
+import { makeCertificates } from "./certificates.ts";
 import { freePort, PrivateBroker } from "./private_broker.ts";
 
 async function ctlJson(node: string, ...args: string[]): Promise<Record<string, unknown>[]> {
@@ -227,4 +228,32 @@ Deno.test("info: no management API is exit 4 naming the plugin to enable; a bad 
   assert(!r.stderr.includes("s3cret"));
   assertFailure(await run(["info", "--api-url", "ftp://x/"]), 2, /--api-url 'ftp:\/\/x\/' is not http/);
   assertFailure(await run(["info", "-o", "yaml"]), 2, /yaml/);
+});
+
+Deno.test({
+  name: "info over HTTPS: --cacert is trusted as for amqps; without it the certificate is refused (exit 4)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const certs = await makeCertificates();
+    const node = new PrivateBroker({ cacert: certs.ca, cert: certs.serverCert, key: certs.serverKey }, {
+      management: true,
+    });
+    try {
+      await node.start();
+      const env = { KMQ_URL: `amqps://guest:guest@localhost:${node.tlsPort}/` };
+      const api = ["--api-url", `https://localhost:${node.managementPort}/`];
+      let r = await run(["info", "--cacert", certs.ca, ...api], { env });
+      // the plugin's listener starts a little after AMQP's
+      for (let i = 0; i < 120 && r.code === 4 && /connection refused/.test(r.stderr); i++) {
+        await new Promise((res) => setTimeout(res, 500));
+        r = await run(["info", "--cacert", certs.ca, ...api], { env });
+      }
+      assertEquals([r.code, r.stdout.split("\n")[0]], [0, "vhost '/'"], r.stderr);
+      const untrusted = await run(["info", ...api], { env });
+      assertFailure(untrusted, 4, /the management API at https:\/\/localhost:\d+\/api\/ is not reachable/);
+    } finally {
+      await node.close();
+    }
+  },
 });

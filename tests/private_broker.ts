@@ -62,9 +62,17 @@ export class PrivateBroker {
     await Deno.writeTextFile(`${this.dir}/env.conf`, "");
     let conf = `listeners.tcp.default = 127.0.0.1:${this.port}\n`;
     if (this.options.management) {
-      // statistics every 200 ms, so a test sees counts that are current
-      conf += `management.tcp.port = ${this.managementPort}\nmanagement.tcp.ip = 127.0.0.1\n` +
-        "collect_statistics_interval = 200\n";
+      // statistics every 200 ms, so a test sees counts that are current; with TLS, HTTPS only
+      conf += this.tls
+        ? [
+          `management.ssl.port = ${this.managementPort}`,
+          `management.ssl.cacertfile = ${this.dir}/cacert.pem`,
+          `management.ssl.certfile = ${this.dir}/cert.pem`,
+          `management.ssl.keyfile = ${this.dir}/key.pem`,
+          "",
+        ].join("\n")
+        : `management.tcp.port = ${this.managementPort}\nmanagement.tcp.ip = 127.0.0.1\n`;
+      conf += "collect_statistics_interval = 200\n";
     }
     if (this.tls) {
       // the node runs as the rabbitmq user and must read the files: copy them into its own dir
