@@ -5,15 +5,43 @@
 import process from "node:process";
 import { ExitCode, forStderr, KmqError, redactUrl } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
+import { isTerminal } from "./lib/terminal.ts";
 
 // Each command's modules load when it runs (and commander only when there is a command line to
 // parse): a shell loop pays for what it uses, and `kmq --version` for nearly nothing.
 /** Kills running handlers' process groups; set once consume has loaded them. */
 let killRunningHandlers = () => {};
 
+/**
+ * Bun sets process.stdout and process.stderr up on first use, which costs more than the rest of
+ * a `kmq produce` start: only commands that write data touch stdout, and stderr is only asked
+ * whether it is a terminal (of its file descriptor) until something is written to it.
+ */
+let stdoutUsed = false;
+
+function stdout(): typeof process.stdout {
+  if (!stdoutUsed) {
+    stdoutUsed = true;
+    // write errors reach each writer through its callback; unheard, the stream's 'error' event
+    // would crash the process (Bun) before kmq can report it
+    process.stdout.on("error", () => {});
+  }
+  return process.stdout;
+}
+
+const lazyStderr = {
+  get isTTY(): boolean {
+    return isTerminal(2);
+  },
+  get columns(): number | undefined {
+    return process.stderr.columns;
+  },
+  write: (text: string) => process.stderr.write(text),
+};
+
 async function run(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
-    process.stdout.write(`${VERSION}\n`);
+    console.log(VERSION); // process.stdout would cost more than all the rest of --version
     return ExitCode.ok;
   }
   const [{ checkArgumentsUtf8 }, { parseCommandLine }, { stderrLog }] = await Promise.all([
@@ -25,7 +53,7 @@ async function run(argv: string[]): Promise<number> {
   const invocation = parseCommandLine(argv);
   if (invocation.command === "done") return ExitCode.ok;
   if (invocation.command === "print") {
-    process.stdout.write(invocation.text);
+    stdout().write(invocation.text);
     return ExitCode.ok;
   }
   const { verbose } = invocation.options;
@@ -36,7 +64,7 @@ async function run(argv: string[]): Promise<number> {
       await cmdProduce(invocation.options, {
         // opening process.stdin costs start-up time: only touch it when messages come from there
         stdin: () => process.stdin,
-        stderr: process.stderr,
+        stderr: lazyStderr,
         log,
         verbose,
         stop: stopOnSignals(),
@@ -50,7 +78,7 @@ async function run(argv: string[]): Promise<number> {
       ]);
       killRunningHandlers = handlers.killRunningHandlers;
       await cmdConsume(invocation.options, {
-        stdout: process.stdout,
+        stdout: stdout(),
         log,
         stop: stopOnSignals(),
         interactive: process.stderr.isTTY === true,
@@ -59,7 +87,7 @@ async function run(argv: string[]): Promise<number> {
     }
     case "call": {
       const { cmdCall } = await import("./lib/call.ts");
-      await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: process.stdout, log });
+      await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: stdout(), log });
       return ExitCode.ok;
     }
     case "celery-send": {
@@ -67,7 +95,7 @@ async function run(argv: string[]): Promise<number> {
       await cmdCelerySend(invocation.options, {
         stdin: () => process.stdin,
         stderr: process.stderr,
-        stdout: process.stdout,
+        stdout: stdout(),
         log,
         verbose,
         stop: stopOnSignals(),
@@ -76,17 +104,17 @@ async function run(argv: string[]): Promise<number> {
     }
     case "move": {
       const { cmdMove } = await import("./lib/move.ts");
-      await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: process.stderr });
+      await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: lazyStderr });
       return ExitCode.ok;
     }
     case "operate": {
       const { cmdOperate } = await import("./lib/operate.ts");
-      await cmdOperate(invocation.options, { stdout: process.stdout, log });
+      await cmdOperate(invocation.options, { stdout: stdout(), log });
       return ExitCode.ok;
     }
     case "info": {
       const { cmdInfo } = await import("./lib/info.ts");
-      await cmdInfo(invocation.options, { stdout: process.stdout });
+      await cmdInfo(invocation.options, { stdout: stdout() });
       return ExitCode.ok;
     }
     case "declare": {
@@ -134,9 +162,6 @@ const argv = process.argv.slice(2);
 const verbose = argv.includes("-v") || argv.includes("--verbose");
 // the AMQP client rejects promises nobody awaits when a connection dies; they are reported elsewhere
 process.on("unhandledRejection", () => {});
-// write errors reach each writer through its callback; unheard, the stream's 'error' event would
-// crash the process (Bun) before kmq can report it
-process.stdout.on("error", () => {});
 // an error thrown where no promise catches it (inside a socket's data handler, say) is still one
 // line and exit 1: never the runtime's dump of minified source
 process.on("uncaughtException", (err) => {
@@ -148,6 +173,6 @@ run(argv).catch((err) => report(err, verbose)).then((code) => {
   process.exitCode = code;
   // let stdout drain before leaving: a pipe may still hold the last messages
   const exit = () => process.exit(code);
-  if (process.stdout.errored || process.stdout.destroyed) return exit();
+  if (!stdoutUsed || process.stdout.errored || process.stdout.destroyed) return exit();
   process.stdout.write("", exit);
 });

@@ -2,7 +2,6 @@
  * `kmq celery send TASK [ARG...]`: a Celery task message (protocol 2, as Celery 5 sends it) built
  * from the command line and published with produce's guarantees; prints the task id.
  */
-import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { CelerySendOptions, ProduceOptions } from "./cli.ts";
 import type { FieldTable } from "./fields.ts";
@@ -60,7 +59,7 @@ export function taskMessage(o: CelerySendOptions, id: string, now = new Date()) 
 }
 
 export async function cmdCelerySend(o: CelerySendOptions, io: ProduceIo & { stdout: NodeJS.WritableStream }) {
-  const id = o.id ?? randomUUID();
+  const id = o.id ?? crypto.randomUUID(); // the web API: node:crypto costs start-up time
   const { headers, body } = taskMessage(o, id);
   const produce: ProduceOptions = {
     ...o.produce,

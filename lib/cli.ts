@@ -6,6 +6,7 @@ import {
   Argument,
   Command,
   CommanderError,
+  type CommandUnknownOpts,
   Help,
   InvalidArgumentError,
   Option,
@@ -420,41 +421,12 @@ function versionText(argv: string[]): string {
 }
 
 /** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
-export function parseCommandLine(argv: string[]): Invocation {
-  let invocation: Invocation = { command: "done" };
-  const program = new Command()
-    .name("kmq")
-    .description(
-      "Produce and consume AMQP 0-9-1 messages (RabbitMQ, LavinMQ, …), speaking Kombu's wire format.",
-    )
-    .version(versionText(argv), "-V, --version", "print kmq's version (with -v: runtime and build target)")
-    .helpOption("-h, --help", "show help")
-    .addOption(
-      new Option(
-        "-u, --url <url>",
-        `broker URL (amqp:// or amqps://; default ${DEFAULT_URL.replace(/:[^:@/]*@/, ":***@")}); ` +
-          "several (repeat -u, or a comma-separated list) are tried in turn and failed over",
-      ).env("KMQ_URL").argParser((value: string, previous: string | undefined) =>
-        previous === undefined ? value : `${previous},${value}`
-      ),
-    )
-    .addOption(new Option("--cacert <file>", "trust the CA(s) in this PEM file (amqps://)").env("KMQ_CACERT"))
-    .addOption(new Option("--cert <file>", "client certificate, PEM (amqps://; with --key)").env("KMQ_CERT"))
-    .addOption(new Option("--key <file>", "private key of --cert, PEM").env("KMQ_KEY"))
-    .addOption(
-      new Option("--password-file <file>", "read the password from this file (first line)").env(
-        "KMQ_PASSWORD_FILE",
-      ),
-    )
-    .option("-v, --verbose", "log connection and declaration steps to stderr", false)
-    .addHelpText("after", EXAMPLES)
-    .showSuggestionAfterError()
-    .exitOverride()
-    .configureOutput({ outputError: () => {} })
-    .configureHelp(HELP);
+type Done = (invocation: Invocation) => void;
+type Builder = (program: Command, done: Done, argv: string[]) => void;
 
-  /** produce and call share every message option. */
-  const messageCommand = (name: string, description: string) =>
+/** produce and call share every message option. */
+function messageCommand(program: Command, name: string, description: string) {
+  return (
     topologyOptions(program.command(name).description(description))
       .argument("[message...]", "message bodies, one message each")
       .option(
@@ -539,68 +511,75 @@ export function parseCommandLine(argv: string[]): Invocation {
         integer("--max-message-size", 1, 2 ** 32 - 1),
         DEFAULT_MAX_MESSAGE_SIZE,
       )
-      .option("--quiet", "print nothing but errors", false);
+      .option("--quiet", "print nothing but errors", false)
+  );
+}
 
+type MessageCommand = ReturnType<typeof messageCommand>;
+type MessageOptions = ReturnType<MessageCommand["opts"]>;
+
+function messageOptionsFrom(messages: string[], o: MessageOptions, cmd: MessageCommand): ProduceOptions {
+  const g = globalsOf(cmd);
+  const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
+    cmd.getOptionValueSource("routingKey") !== "default";
+  const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
+  return {
+    broker: g.broker,
+    verbose: g.verbose,
+    topology: {
+      exchange: o.exchange,
+      exchangeType: o.exchangeType as ExchangeType,
+      queue: queue === "" ? undefined : queue,
+      bindingKeys: [o.routingKey],
+      durable: o.durable,
+      autoDelete: o.autoDelete,
+      exclusive: o.exclusive,
+      declare: o.declare,
+      ...topologyArguments(o as QueueArgumentOptions, cmd),
+    },
+    messages,
+    lines: o.lines,
+    jsonl: o.jsonl,
+    files: o.file ?? [],
+    routingKey: o.routingKey,
+    json: o.json,
+    contentType: o.contentType ?? (o.json ? "application/json" : "text/plain"),
+    contentEncoding: o.contentEncoding,
+    persistent: !o.transient,
+    priority: o.priority,
+    expiration: o.expiration,
+    messageId: o.messageId,
+    correlationId: o.correlationId,
+    replyTo: o.replyTo,
+    type: o.type,
+    appId: o.appId,
+    userId: o.userId,
+    timestamp: o.timestamp === true ? Math.floor(Date.now() / 1000) : o.timestamp,
+    headers: o.header,
+    compress: o.compress as Compression | undefined,
+    confirm: o.confirm,
+    mandatory: o.mandatory,
+    rate: o.rate,
+    repeat: o.repeat,
+    retryTimeout: o.retryTimeout,
+    stopTimeout: o.stopTimeout,
+    maxMessageSize: o.maxMessageSize,
+    quiet: o.quiet,
+    given: new Set(
+      cmd.options.map((opt) => opt.attributeName()).filter((name) => {
+        const source = cmd.getOptionValueSource(name);
+        return source === "cli" || source === "env";
+      }),
+    ),
+  };
+}
+
+function buildProduce(program: Command, done: Done): void {
   const produce = messageCommand(
+    program,
     "produce",
     "publish messages: each argument is one message; with none, stdin is the message",
   );
-  type MessageOptions = ReturnType<typeof produce.opts>;
-  const messageOptionsFrom = (messages: string[], o: MessageOptions, cmd: typeof produce): ProduceOptions => {
-    const g = globalsOf(cmd);
-    const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
-      cmd.getOptionValueSource("routingKey") !== "default";
-    const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
-    return {
-      broker: g.broker,
-      verbose: g.verbose,
-      topology: {
-        exchange: o.exchange,
-        exchangeType: o.exchangeType as ExchangeType,
-        queue: queue === "" ? undefined : queue,
-        bindingKeys: [o.routingKey],
-        durable: o.durable,
-        autoDelete: o.autoDelete,
-        exclusive: o.exclusive,
-        declare: o.declare,
-        ...topologyArguments(o as QueueArgumentOptions, cmd),
-      },
-      messages,
-      lines: o.lines,
-      jsonl: o.jsonl,
-      files: o.file ?? [],
-      routingKey: o.routingKey,
-      json: o.json,
-      contentType: o.contentType ?? (o.json ? "application/json" : "text/plain"),
-      contentEncoding: o.contentEncoding,
-      persistent: !o.transient,
-      priority: o.priority,
-      expiration: o.expiration,
-      messageId: o.messageId,
-      correlationId: o.correlationId,
-      replyTo: o.replyTo,
-      type: o.type,
-      appId: o.appId,
-      userId: o.userId,
-      timestamp: o.timestamp === true ? Math.floor(Date.now() / 1000) : o.timestamp,
-      headers: o.header,
-      compress: o.compress as Compression | undefined,
-      confirm: o.confirm,
-      mandatory: o.mandatory,
-      rate: o.rate,
-      repeat: o.repeat,
-      retryTimeout: o.retryTimeout,
-      stopTimeout: o.stopTimeout,
-      maxMessageSize: o.maxMessageSize,
-      quiet: o.quiet,
-      given: new Set(
-        cmd.options.map((opt) => opt.attributeName()).filter((name) => {
-          const source = cmd.getOptionValueSource(name);
-          return source === "cli" || source === "env";
-        }),
-      ),
-    };
-  };
   produce
     .addHelpText(
       "after",
@@ -612,10 +591,13 @@ Examples:
   tail -f app.log | kmq produce -l -e logs -t fanout`,
     )
     .action((messages, o, cmd) => {
-      invocation = { command: "produce", options: messageOptionsFrom(messages, o, cmd) };
+      done({ command: "produce", options: messageOptionsFrom(messages, o, cmd) });
     });
+}
 
+function buildCall(program: Command, done: Done): void {
   const call = messageCommand(
+    program,
     "call",
     "send a request and print the reply (RPC over RabbitMQ's direct reply-to)",
   )
@@ -637,20 +619,22 @@ Examples:
         );
       }
       const { timeout, ...rest } = o;
-      invocation = {
+      done({
         command: "call",
         options: {
-          ...messageOptionsFrom(messages, rest as MessageOptions, cmd as unknown as typeof produce),
+          ...messageOptionsFrom(messages, rest as MessageOptions, cmd as unknown as MessageCommand),
           timeout,
         },
-      };
+      });
     });
 
   for (const opt of call.options) {
     if (CALL_UNUSED.includes(opt.attributeName())) opt.hideHelp();
   }
+}
 
-  const consume = topologyOptions(
+function buildConsume(program: Command, done: Done, argv: string[]): void {
+  topologyOptions(
     program.command("consume").description(
       "print messages as they arrive, acking each once written",
     ),
@@ -761,7 +745,7 @@ Examples:
           );
         }
       }
-      invocation = {
+      done({
         command: "consume",
         options: {
           broker: g.broker,
@@ -798,10 +782,12 @@ Examples:
           filter: o.filter,
           ackUnmatched: o.ackUnmatched,
         },
-      };
+      });
     });
+}
 
-  const declare = topologyOptions(
+function buildDeclare(program: Command, done: Done): void {
+  topologyOptions(
     program.command("declare").description(
       "declare the exchange, queue and bindings (the same options as consume) and exit",
     ),
@@ -832,7 +818,7 @@ Examples:
     )
     .action((o, cmd) => {
       const g = globalsOf(cmd);
-      invocation = {
+      done({
         command: "declare",
         options: {
           broker: g.broker,
@@ -850,11 +836,13 @@ Examples:
             exchangeSources: o.bindExchange ?? [],
           },
         },
-      };
+      });
     });
+}
 
+function buildCelery(program: Command, done: Done): void {
   const celery = program.command("celery").description("Celery tasks from the shell");
-  const celerySend = celery.command("send")
+  celery.command("send")
     .description("send a Celery task (protocol 2, as Celery 5 sends it) and print its id")
     .argument("<task>", "the task's name, e.g. tasks.add")
     .argument("[args...]", "positional arguments: JSON where they read as JSON (2, true, [1]), else strings")
@@ -903,7 +891,7 @@ Examples:
       }
       const produce = parseCommandLine(["produce", "-e", "", "-r", o.queue, "-q", o.queue, "x"]);
       if (produce.command !== "produce") throw new Error("unreachable");
-      invocation = {
+      done({
         command: "celery-send",
         options: {
           ...g,
@@ -923,9 +911,11 @@ Examples:
             quiet: true,
           },
         },
-      };
+      });
     });
+}
 
+function buildInfo(program: Command, done: Done): void {
   program.command("info")
     .description("show the broker's exchanges, bindings and queues as a tree (management HTTP API)")
     .option(
@@ -944,37 +934,45 @@ Examples:
   kmq info -u amqps://ops@rabbit.example.com/prod --api-url https://rabbit.example.com/`,
     )
     .action((o, cmd) => {
-      invocation = {
+      done({
         command: "info",
         options: { ...globalsOf(cmd), apiUrl: o.apiUrl, format: o.format as "tree" | "json" },
-      };
+      });
     });
+}
 
-  const purge = program.command("purge")
+function buildPurge(program: Command, done: Done): void {
+  program.command("purge")
     .description("remove every ready message from a queue and say how many")
     .argument("<queue>", "the queue")
     .action((queue, _o, cmd) => {
-      invocation = { command: "operate", options: { ...globalsOf(cmd), operation: { op: "purge", queue } } };
+      done({ command: "operate", options: { ...globalsOf(cmd), operation: { op: "purge", queue } } });
     });
+}
+
+function buildDelete(program: Command, done: Done): void {
   const remove = program.command("delete").description("delete a queue or an exchange");
-  const removeQueue = remove.command("queue")
+  remove.command("queue")
     .description("delete a queue, and the messages in it")
     .argument("<name>", "the queue")
     .option("--if-empty", "only if it holds no messages", false)
     .option("--if-unused", "only if it has no consumers", false)
     .action((queue, o, cmd) => {
       const operation = { op: "delete-queue" as const, queue, ifEmpty: o.ifEmpty, ifUnused: o.ifUnused };
-      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+      done({ command: "operate", options: { ...globalsOf(cmd), operation } });
     });
-  const removeExchange = remove.command("exchange")
+  remove.command("exchange")
     .description("delete an exchange")
     .argument("<name>", "the exchange")
     .option("--if-unused", "only if nothing is bound to it", false)
     .action((exchange, o, cmd) => {
       const operation = { op: "delete-exchange" as const, exchange, ifUnused: o.ifUnused };
-      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+      done({ command: "operate", options: { ...globalsOf(cmd), operation } });
     });
-  const unbind = program.command("unbind")
+}
+
+function buildUnbind(program: Command, done: Done): void {
+  program.command("unbind")
     .description("remove a queue's binding to an exchange")
     .requiredOption("-e, --exchange <name>", "the exchange", shortString("--exchange"))
     .requiredOption("-q, --queue <name>", "the queue", shortString("--queue"))
@@ -993,9 +991,12 @@ Examples:
         keys: o.routingKey ?? [DEFAULTS.routingKey],
         args: bindingArguments(o.bindArg, o.match),
       };
-      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+      done({ command: "operate", options: { ...globalsOf(cmd), operation } });
     });
-  const peek = program.command("peek")
+}
+
+function buildPeek(program: Command, done: Done): void {
+  program.command("peek")
     .description("show the first messages of a queue and put them back (order unchanged)")
     .requiredOption("-q, --queue <name>", "the queue", shortString("--queue"))
     .option("-n, --count <n>", "at most n messages", integer("--count", 1, 65535), 10)
@@ -1004,10 +1005,12 @@ Examples:
     )
     .action((o, cmd) => {
       const operation = { op: "peek" as const, queue: o.queue, count: o.count, format: o.format as Format };
-      invocation = { command: "operate", options: { ...globalsOf(cmd), operation } };
+      done({ command: "operate", options: { ...globalsOf(cmd), operation } });
     });
+}
 
-  const move = program.command("move")
+function buildMove(program: Command, done: Done): void {
+  program.command("move")
     .description(
       "move messages from a queue to a queue or exchange, acking each once the target confirmed it",
     )
@@ -1062,7 +1065,7 @@ Examples:
         throw new UsageError("-r goes with --to-exchange: --to QUEUE routes by the queue's name");
       }
       const g = globalsOf(cmd);
-      invocation = {
+      done({
         command: "move",
         options: {
           ...g,
@@ -1079,10 +1082,12 @@ Examples:
           filter: o.filter,
           rate: o.rate,
         },
-      };
+      });
     });
+}
 
-  const completion = program.command("completion")
+function buildCompletion(program: Command, done: Done): void {
+  program.command("completion")
     .description("print a completion script for bash, zsh or fish")
     .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
     .addHelpText(
@@ -1094,30 +1099,97 @@ Examples:
   kmq completion fish > ~/.config/fish/completions/kmq.fish`,
     )
     .action((shell) => {
-      invocation = { command: "print", text: completionScript(program as unknown as CommandTree, shell) };
+      done({ command: "print", text: completionScript(program as unknown as CommandTree, shell) });
     });
+}
 
-  for (
-    const cmd of [
-      produce,
-      call,
-      consume,
-      declare,
-      celery,
-      celerySend,
-      purge,
-      move,
-      remove,
-      removeQueue,
-      removeExchange,
-      unbind,
-      peek,
-      completion,
-    ]
-  ) {
+/** Every command: kmq's help option and wording, errors thrown rather than printed and exited. */
+function configure(commands: readonly CommandUnknownOpts[]): void {
+  for (const cmd of commands) {
     cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} })
       .configureHelp(HELP);
+    configure(cmd.commands);
   }
+}
+
+/** Each command's builder, in the order help lists them: adds the command, its options and action. */
+const BUILDERS: [string, Builder][] = [
+  ["produce", buildProduce],
+  ["call", buildCall],
+  ["consume", buildConsume],
+  ["declare", buildDeclare],
+  ["celery", buildCelery],
+  ["info", buildInfo],
+  ["purge", buildPurge],
+  ["delete", buildDelete],
+  ["unbind", buildUnbind],
+  ["peek", buildPeek],
+  ["move", buildMove],
+  ["completion", buildCompletion],
+];
+
+/** Global options that take a value: the word after them is not the command. */
+const VALUED_GLOBALS = new Set(["-u", "--url", "--cacert", "--cert", "--key", "--password-file"]);
+
+/** The command word of argv, if any: the first word that is neither a global option nor its value. */
+function commandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") return undefined;
+    if (!a.startsWith("-")) return a;
+    if (VALUED_GLOBALS.has(a)) i++;
+  }
+  return undefined;
+}
+
+/** The program and its global options, with no command yet. */
+function baseProgram(argv: string[]) {
+  return new Command()
+    .name("kmq")
+    .description(
+      "Produce and consume AMQP 0-9-1 messages (RabbitMQ, LavinMQ, …), speaking Kombu's wire format.",
+    )
+    .version(versionText(argv), "-V, --version", "print kmq's version (with -v: runtime and build target)")
+    .helpOption("-h, --help", "show help")
+    .addOption(
+      new Option(
+        "-u, --url <url>",
+        `broker URL (amqp:// or amqps://; default ${DEFAULT_URL.replace(/:[^:@/]*@/, ":***@")}); ` +
+          "several (repeat -u, or a comma-separated list) are tried in turn and failed over",
+      ).env("KMQ_URL").argParser((value: string, previous: string | undefined) =>
+        previous === undefined ? value : `${previous},${value}`
+      ),
+    )
+    .addOption(new Option("--cacert <file>", "trust the CA(s) in this PEM file (amqps://)").env("KMQ_CACERT"))
+    .addOption(new Option("--cert <file>", "client certificate, PEM (amqps://; with --key)").env("KMQ_CERT"))
+    .addOption(new Option("--key <file>", "private key of --cert, PEM").env("KMQ_KEY"))
+    .addOption(
+      new Option("--password-file <file>", "read the password from this file (first line)").env(
+        "KMQ_PASSWORD_FILE",
+      ),
+    )
+    .option("-v, --verbose", "log connection and declaration steps to stderr", false)
+    .addHelpText("after", EXAMPLES)
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+    .configureHelp(HELP);
+}
+
+/** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
+export function parseCommandLine(argv: string[]): Invocation {
+  let invocation: Invocation = { command: "done" };
+  const program = baseProgram(argv);
+
+  const done: Done = (i) => (invocation = i);
+  // only the invoked command is built (commander's option objects cost start-up time); help
+  // without a command, a mistyped command and completion scripts need them all
+  const word = commandWord(argv);
+  const only = BUILDERS.some(([name]) => name === word) && word !== "completion" ? word : undefined;
+  for (const [name, build] of BUILDERS) {
+    if (only === undefined || name === only) build(program, done, argv);
+  }
+  configure(program.commands);
 
   try {
     program.parse(argv, { from: "user" });
@@ -1129,13 +1201,10 @@ Examples:
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
       throw new UsageError(
-        "no command given: use produce, consume, declare, call, celery send, move, peek, purge, delete, unbind or completion; run 'kmq --help' for usage",
+        `no command given: use ${BUILDERS.map(([name]) => name).join(", ")}; run 'kmq --help' for usage`,
       );
     }
-    const sub = argv.find((a) =>
-      ["produce", "call", "consume", "declare", "celery", "completion"].includes(a)
-    );
-    const where = sub ? `kmq ${sub}` : "kmq";
+    const where = word !== undefined && BUILDERS.some(([name]) => name === word) ? `kmq ${word}` : "kmq";
     const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim().replace(/\.$/, "");
     throw new UsageError(`${message}; run '${where} --help' for usage`);
   }

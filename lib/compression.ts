@@ -1,20 +1,17 @@
 /**
  * Kombu's message compression: the body compressed, its method named in the `compression` header
  * (the content type and encoding stay those of the uncompressed body). zlib and brotli come with
- * the runtime's node:zlib; bzip2 and lzma load their libraries on first use (lib/bzip2.ts,
+ * the runtime's node:zlib (loaded on first use); bzip2 and lzma load their libraries on first use (lib/bzip2.ts,
  * lib/lzma.ts); Kombu's zstd has no decoder here, and says so.
  */
-import {
-  brotliCompressSync,
-  brotliDecompressSync,
-  deflateSync,
-  gunzipSync,
-  inflateRawSync,
-  inflateSync,
-} from "node:zlib";
 import { bzip2Compress, bzip2Decompress } from "./bzip2.ts";
 import { lzmaCompress, lzmaDecompress } from "./lzma.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./sources.ts";
+
+type Zlib = typeof import("node:zlib");
+let zlibModule: Promise<Zlib> | undefined;
+/** node:zlib costs a Bun binary ~7 ms to load: only a body that is (de)compressed pays for it. */
+const zlib = () => (zlibModule ??= import("node:zlib"));
 
 /** The methods `produce --compress` offers, and the header value Kombu gives each. */
 export const COMPRESSIONS = {
@@ -28,12 +25,12 @@ export type Compression = keyof typeof COMPRESSIONS;
 /** No decompressed body may exceed this: a few kilobytes can otherwise claim gigabytes. */
 export const MAX_DECOMPRESSED = DEFAULT_MAX_MESSAGE_SIZE;
 
-export function compress(body: Uint8Array, method: Compression): Promise<Uint8Array> | Uint8Array {
+export async function compress(body: Uint8Array, method: Compression): Promise<Uint8Array> {
   switch (method) {
     case "zlib":
-      return deflateSync(body);
+      return (await zlib()).deflateSync(body);
     case "brotli":
-      return brotliCompressSync(body);
+      return (await zlib()).brotliCompressSync(body);
     case "bzip2":
       return bzip2Compress(body);
     case "lzma":
@@ -42,8 +39,9 @@ export function compress(body: Uint8Array, method: Compression): Promise<Uint8Ar
 }
 
 /** The body with the header's compression undone; throws an Error saying why it cannot be. */
-export function decompress(body: Uint8Array, header: string): Promise<Uint8Array> | Uint8Array {
-  return bounded(() => undo(body, header));
+export async function decompress(body: Uint8Array, header: string): Promise<Uint8Array> {
+  const z = await zlib();
+  return bounded(() => undo(body, header, z));
 }
 
 /** node:zlib's own words for the limit are about Buffers; say what it means for the message. */
@@ -56,13 +54,13 @@ function bounded<T>(work: () => T): T {
   }
 }
 
-function undo(body: Uint8Array, header: string): Promise<Uint8Array> | Uint8Array {
+function undo(body: Uint8Array, header: string, z: Zlib): Promise<Uint8Array> | Uint8Array {
   const limit = { maxOutputLength: MAX_DECOMPRESSED };
   switch (header) {
     case COMPRESSIONS.zlib:
-      return inflateSync(body, limit); // Kombu's "zlib" and "gzip" are both zlib.compress
+      return z.inflateSync(body, limit); // Kombu's "zlib" and "gzip" are both zlib.compress
     case COMPRESSIONS.brotli:
-      return brotliDecompressSync(body, limit);
+      return z.brotliDecompressSync(body, limit);
     case COMPRESSIONS.bzip2:
       return bzip2Decompress(body, MAX_DECOMPRESSED);
     case COMPRESSIONS.lzma:
@@ -75,14 +73,15 @@ function undo(body: Uint8Array, header: string): Promise<Uint8Array> | Uint8Arra
 }
 
 /** A `content_encoding` of gzip or deflate undone (not Kombu's way, but other clients'). */
-export function decodeContent(body: Uint8Array, encoding: string): Uint8Array {
+export async function decodeContent(body: Uint8Array, encoding: string): Promise<Uint8Array> {
+  const z = await zlib();
   const limit = { maxOutputLength: MAX_DECOMPRESSED };
-  if (encoding !== "deflate") return bounded(() => gunzipSync(body, limit));
+  if (encoding !== "deflate") return bounded(() => z.gunzipSync(body, limit));
   try {
-    return bounded(() => inflateSync(body, limit));
+    return bounded(() => z.inflateSync(body, limit));
   } catch (err) {
     if ((err as Error).message.startsWith("it is larger")) throw err;
     // "deflate" is sent both with and without the zlib wrapper
-    return bounded(() => inflateRawSync(body, limit));
+    return bounded(() => z.inflateRawSync(body, limit));
   }
 }

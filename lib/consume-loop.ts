@@ -203,7 +203,7 @@ export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolea
   try {
     let body = msg.body ?? new Uint8Array(0);
     if (compression !== undefined) body = await decompress(body, compression);
-    if (encoded) body = decodeContent(body, encoding!);
+    if (encoded) body = await decodeContent(body, encoding!);
     msg.body = body;
     if (compression !== undefined) delete headers!.compression;
     if (encoded) delete msg.properties.contentEncoding;

@@ -17,5 +17,5 @@ fi
 [ $# -gt 0 ] || set -- --outfile dist/kmq
 # a compiled Bun binary would read .env and bunfig.toml from the working directory: a KMQ_URL in
 # some project's .env must not change which broker kmq talks to
-exec "$bun" build --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+exec "$bun" build --compile --splitting --format esm --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
   "$entry" "$@"
