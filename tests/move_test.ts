@@ -1,7 +1,7 @@
 /** kmq move: nothing lost, every byte and typed header kept (checked through pika), usage errors. */
 import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
-import { run, unique, withCleanup } from "./helpers.ts";
+import { run, Running, sleep, unique, withCleanup } from "./helpers.ts";
 
 async function ready(queue: string): Promise<number> {
   const out = await new Deno.Command("rabbitmqctl", {
@@ -81,5 +81,31 @@ Deno.test("move: bad targets are usage errors; a missing source or target exchan
       assertEquals([args.join(" "), r.code], [args.join(" "), code], r.stderr);
       assertMatch(r.stderr, pattern);
     }
+  });
+});
+
+Deno.test("move: Ctrl-C to the process group mid-move and --rate: exit 130, every message in one queue or the other", async () => {
+  const [source, target] = [unique("kmq-mcsrc"), unique("kmq-mcdst")];
+  await withCleanup({ queues: [source, target] }, async () => {
+    const lines = Array.from({ length: 5_000 }, (_, i) => `${i}\n`).join("");
+    assertEquals(
+      (await run(["produce", "-e", "", "-r", source, "-q", source, "--lines"], { stdin: lines })).code,
+      0,
+    );
+    // --rate 500: 5,000 messages would take 10 s; the signal comes after about 1 s
+    const move = new Running(["move", "--from", source, "--to", target, "--rate", "500"], { setsid: true });
+    await sleep(1_000);
+    await move.killGroup("SIGINT");
+    const r = await move.result();
+    assertEquals(r.code, 130, r.stderr);
+    const said = /stopped by SIGINT: moved (\d+) message\(s\); the rest stay in queue/.exec(r.stderr);
+    assertEquals(said !== null, true, r.stderr);
+    const moved = Number(said![1]);
+    assertEquals(moved > 100 && moved < 1_500, true, `--rate 500 for about 1 s moved ${moved}`);
+    assertEquals(
+      [await ready(target), await ready(source)],
+      [moved, 5_000 - moved],
+      "nothing lost, nothing twice",
+    );
   });
 });
