@@ -98,8 +98,8 @@ Deno.test("produce --timestamp and --user-id set their properties", async () => 
 });
 
 Deno.test("on a terminal: progress fits a 36-column pane, no cursor control when TERM=dumb; consume says what it waits on", async () => {
-  const q = unique("kmq-q");
-  await withCleanup({ queues: [q] }, async () => {
+  const [q, q2] = [unique("kmq-q"), unique("kmq-q2")];
+  await withCleanup({ queues: [q, q2] }, async () => {
     const args = ["produce", "-e", "", "-r", q, "-q", q, "--repeat", "3000", "--rate", "2000", "x"];
     const narrow = await onTerminal(args, "stty cols 36; ");
     const updates = narrow.split("\r").map((u) => u.replaceAll("\x1b[K", "").replace(/\n$/, ""));
@@ -112,6 +112,14 @@ Deno.test("on a terminal: progress fits a 36-column pane, no cursor control when
     assertMatch(dumb, /published 3000, confirmed 3000/);
     const waiting = await onTerminal(["consume", "-q", q, "-n", "1"]);
     assertMatch(waiting, new RegExp(`waiting on queue '${q}'; Ctrl-C to stop`));
+    // move draws the same line: how many moved, at what rate
+    const moving = await onTerminal(["move", "--from", q, "--to", q2, "--rate", "2000"], "stty cols 36; ");
+    const moves = moving.split("\r").map((u) => u.replaceAll("\x1b[K", "").replace(/\n$/, ""));
+    assert(moves.some((u) => /^kmq: moved \d+ message\(s\) \(\d+/.test(u)), JSON.stringify(moving));
+    for (const u of moves.filter((x) => x.startsWith("kmq: moved") && !x.includes("from queue"))) {
+      assert(u.length <= 35, `too wide: ${u}`);
+    }
+    assertMatch(moving, /moved 5999 message\(s\) from queue/);
   });
 });
 
