@@ -5,7 +5,6 @@
 import process from "node:process";
 import { ExitCode, forStderr, KmqError, redactUrl } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
-import { isTerminal } from "./lib/terminal.ts";
 
 // Each command's modules load when it runs (and commander only when there is a command line to
 // parse): a shell loop pays for what it uses, and `kmq --version` for nearly nothing.
@@ -29,15 +28,19 @@ function stdout(): typeof process.stdout {
   return process.stdout;
 }
 
-const lazyStderr = {
-  get isTTY(): boolean {
-    return isTerminal(2);
-  },
-  get columns(): number | undefined {
-    return process.stderr.columns;
-  },
-  write: (text: string) => process.stderr.write(text),
-};
+/** stderr for progress lines; node:fs (to ask the descriptor) loads only for the commands that draw them. */
+async function lazyStderr() {
+  const { isTerminal } = await import("./lib/terminal.ts");
+  return {
+    get isTTY(): boolean {
+      return isTerminal(2);
+    },
+    get columns(): number | undefined {
+      return process.stderr.columns;
+    },
+    write: (text: string) => process.stderr.write(text),
+  };
+}
 
 async function run(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
@@ -64,7 +67,7 @@ async function run(argv: string[]): Promise<number> {
       await cmdProduce(invocation.options, {
         // opening process.stdin costs start-up time: only touch it when messages come from there
         stdin: () => process.stdin,
-        stderr: lazyStderr,
+        stderr: await lazyStderr(),
         log,
         verbose,
         stop: stopOnSignals(),
@@ -104,7 +107,7 @@ async function run(argv: string[]): Promise<number> {
     }
     case "move": {
       const { cmdMove } = await import("./lib/move.ts");
-      await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: lazyStderr });
+      await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: await lazyStderr() });
       return ExitCode.ok;
     }
     case "operate": {
