@@ -41,12 +41,8 @@ interface ApiQueue {
   consumers?: number;
 }
 
-interface ApiBinding {
+interface ApiBinding extends BindingInfo {
   source: string;
-  destination: string;
-  destination_type: "queue" | "exchange";
-  routing_key: string;
-  arguments: Record<string, unknown>;
 }
 
 /** A queue as kmq shows it. */
@@ -69,13 +65,7 @@ export interface BindingInfo {
   destination: string;
 }
 
-export interface ExchangeInfo {
-  name: string;
-  type: string;
-  durable: boolean;
-  auto_delete: boolean;
-  internal: boolean;
-  arguments: Record<string, unknown>;
+export interface ExchangeInfo extends ApiExchange {
   bindings: BindingInfo[];
 }
 

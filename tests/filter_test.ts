@@ -59,6 +59,10 @@ function withFixture(fn: (names: { ex: string; q: string }, client: AMQPClient) 
   });
 }
 
+/** `kmq consume` on the fixture's queue, bound with '#', with these options. */
+const consumeFixture = (ex: string, q: string, ...options: string[]) =>
+  run(["consume", "-e", ex, "-t", EXCHANGE_TYPE, "-q", q, "-r", "#", ...options]);
+
 const bodies = async (client: AMQPClient, q: string) =>
   (await drain(client, q)).map((m) => new TextDecoder().decode(m.body ?? new Uint8Array()));
 
@@ -80,21 +84,7 @@ const CASES: [string, number[]][] = [
 Deno.test("--filter: each variable selects the right messages; the others stay in the queue, in order", async () => {
   for (const [expr, want] of CASES) {
     await withFixture(async ({ ex, q }, client) => {
-      const r = await run([
-        "consume",
-        "-e",
-        ex,
-        "-t",
-        EXCHANGE_TYPE,
-        "-q",
-        q,
-        "-r",
-        "#",
-        "--filter",
-        expr,
-        "--idle-timeout",
-        "0.5",
-      ]);
+      const r = await consumeFixture(ex, q, "--filter", expr, "--idle-timeout", "0.5");
       assertEquals(r.code, 0, `${expr}: ${r.stderr}`);
       assertEquals(r.stdout, want.map((i) => `${ALL[i]}\n`).join(""), expr);
       assertEquals(await bodies(client, q), ALL.filter((_, i) => !want.includes(i)), `${expr}: left behind`);
@@ -105,57 +95,21 @@ Deno.test("--filter: each variable selects the right messages; the others stay i
 Deno.test("--filter: redelivered, evaluation errors counted with -v, and --ack-unmatched", async () => {
   await withFixture(async ({ ex, q }, client) => {
     assertEquals((await run(["peek", "-q", q, "-n", "2"])).code, 0); // the first two come back redelivered
-    const r = await run([
-      "consume",
-      "-e",
-      ex,
-      "-t",
-      EXCHANGE_TYPE,
-      "-q",
-      q,
-      "-r",
-      "#",
-      "--filter",
-      "redelivered",
-      "-n",
-      "2",
-    ]);
+    const r = await consumeFixture(ex, q, "--filter", "redelivered", "-n", "2");
     assertEquals([r.code, r.stdout], [0, `${ALL[0]}\n${ALL[1]}\n`], r.stderr);
-    const v = await run([
-      "consume",
-      "-e",
-      ex,
-      "-t",
-      EXCHANGE_TYPE,
-      "-q",
-      q,
-      "-r",
-      "#",
-      "--filter",
-      "json.amount > 500",
-      "--idle-timeout",
-      "0.5",
-      "-v",
-    ]);
+    const v = await consumeFixture(ex, q, "--filter", "json.amount > 500", "--idle-timeout", "0.5", "-v");
     assertEquals([v.code, v.stdout], [0, `${ALL[3]}\n`], v.stderr);
     assertMatch(v.stderr, /--filter: 2 message\(s\) did not match \(held, then left in the queue\)/);
     assertMatch(v.stderr, /could not be evaluated on 2 of them .*the first: the body is not JSON/);
-    const a = await run([
-      "consume",
-      "-e",
+    const a = await consumeFixture(
       ex,
-      "-t",
-      EXCHANGE_TYPE,
-      "-q",
       q,
-      "-r",
-      "#",
       "--filter",
       `body == "x"`,
       "--ack-unmatched",
       "--idle-timeout",
       "0.5",
-    ]);
+    );
     assertEquals([a.code, a.stdout], [0, ""], a.stderr);
     assertEquals(await queueDepth(client, q), 0, "--ack-unmatched removed them");
   });
@@ -193,8 +147,7 @@ Deno.test("--filter: a window full of held messages does not stall (1,000 before
 
 Deno.test("--filter: malformed expressions are exit 2 pointing at the problem, and nothing is taken", async () => {
   await withFixture(async ({ ex, q }, client) => {
-    const consume = (...extra: string[]) =>
-      run(["consume", "-e", ex, "-t", EXCHANGE_TYPE, "-q", q, "-r", "#", "--idle-timeout", "0.5", ...extra]);
+    const consume = (...extra: string[]) => consumeFixture(ex, q, "--idle-timeout", "0.5", ...extra);
     assertFailure(
       await consume("--filter", "json.amount >"),
       2,
