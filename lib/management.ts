@@ -87,7 +87,8 @@ export function getJson(api: ManagementApi, path: string): Promise<unknown> {
             ),
           );
         }
-        if (status === 404 && path.includes("/")) {
+        // RabbitMQ's 404 for an unknown vhost is JSON; any other server's is not the management API
+        if (status === 404 && /"Object Not Found"/.test(text)) {
           return reject(
             new KmqError(
               ExitCode.brokerRefused,

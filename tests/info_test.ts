@@ -226,6 +226,17 @@ Deno.test("info: no management API is exit 4 naming the plugin to enable; a bad 
     ),
   );
   assert(!r.stderr.includes("s3cret"));
+  // a web server that is not RabbitMQ's: its 404 is not taken for a missing vhost
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("no", { status: 404 }),
+  );
+  try {
+    const other = await run(["info", "--api-url", `http://127.0.0.1:${server.addr.port}/`]);
+    assertFailure(other, 4, /is not reachable \(HTTP 404\)/);
+  } finally {
+    await server.shutdown();
+  }
   assertFailure(await run(["info", "--api-url", "ftp://x/"]), 2, /--api-url 'ftp:\/\/x\/' is not http/);
   assertFailure(await run(["info", "-o", "yaml"]), 2, /yaml/);
 });
