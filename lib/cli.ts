@@ -633,8 +633,9 @@ Examples:
   }
 }
 
-function buildConsume(program: Command, done: Done, argv: string[]): void {
-  topologyOptions(
+/** consume's arguments and options. */
+function consumeCommand(program: Command) {
+  return topologyOptions(
     program.command("consume").description(
       "print messages as they arrive, acking each once written",
     ),
@@ -716,74 +717,89 @@ Examples:
   kmq consume --accept application/json -o raw > bodies.bin
   kmq consume -q '' -e events -t topic -r '#' --filter 'headers["tenant"] == "acme"'
   kmq consume -c 4 -- ./handle.sh          # exit 0 acks, 75 requeues, anything else rejects`,
-    )
-    .action((command, o, cmd) => {
-      const g = globalsOf(cmd);
-      if (command.length > 0 && !argv.includes("--")) {
-        // `kmq consume date` would run date for every message and ack them all
-        const [word = ""] = command;
-        throw new UsageError(
-          `unexpected argument '${word}': to read queue '${word}' use -q ${word}; ` +
-            `to run it for each message put -- before it (kmq consume -- ${command.join(" ")})`,
-        );
-      }
-      if (o.ackUnmatched && o.filter === undefined) {
-        throw new InvalidArgumentError("--ack-unmatched needs --filter: without one every message matches");
-      }
-      if (command.length === 0) {
-        // these only mean something for a command: without one they would be silently ignored
-        const needsCommand = [
-          ["reply", "--reply"],
-          ["concurrency", "--concurrency"],
-          ["execTimeout", "--exec-timeout"],
-        ].find(([key]) => cmd.getOptionValueSource(key!) === "cli");
-        if (needsCommand) {
-          throw new InvalidArgumentError(
-            `${needsCommand[1]} needs a command to run: kmq consume ${
-              needsCommand[1]
-            } … -- <command> [args...]`,
-          );
-        }
-      }
-      done({
-        command: "consume",
-        options: {
-          broker: g.broker,
-          verbose: g.verbose,
-          topology: {
-            exchange: queueOnly(cmd) ? "" : o.exchange,
-            exchangeType: o.exchangeType as ExchangeType,
-            queue: o.queue,
-            bindingKeys: o.routingKey ?? [DEFAULTS.routingKey],
-            durable: o.durable,
-            autoDelete: o.autoDelete,
-            exclusive: o.exclusive,
-            declare: o.declare,
-            ...topologyArguments(o as QueueArgumentOptions, cmd),
-          },
-          consumerArguments: {
-            ...(o.offset === undefined ? {} : { "x-stream-offset": o.offset }),
-            ...(o.consumerPriority === undefined ? {} : { "x-priority": o.consumerPriority }),
-          },
-          count: o.count,
-          idleTimeout: o.idleTimeout,
-          prefetch: o.prefetch,
-          ack: o.ack,
-          accept: o.accept ?? [],
-          format: o.format as Format,
-          command,
-          concurrency: o.concurrency,
-          execTimeout: o.execTimeout,
-          stopTimeout: o.stopTimeout,
-          retryTimeout: o.retryTimeout,
-          decode: o.decode,
-          reply: o.reply,
-          replyContentType: o.replyContentType,
-          filter: o.filter,
-          ackUnmatched: o.ackUnmatched,
-        },
-      });
-    });
+    );
+}
+
+type ConsumeCommand = ReturnType<typeof consumeCommand>;
+type ConsumeParsed = ReturnType<ConsumeCommand["opts"]>;
+
+function buildConsume(program: Command, done: Done, argv: string[]): void {
+  consumeCommand(program).action((command, o, cmd) => {
+    checkConsumeArguments(command, o, cmd, argv);
+    done({ command: "consume", options: consumeOptionsFrom(command, o, cmd) });
+  });
+}
+
+/** Words and options that would be silently ignored, or would do what nobody means: exit 2. */
+function checkConsumeArguments(
+  command: string[],
+  o: ConsumeParsed,
+  cmd: ConsumeCommand,
+  argv: string[],
+): void {
+  if (command.length > 0 && !argv.includes("--")) {
+    // `kmq consume date` would run date for every message and ack them all
+    const [word = ""] = command;
+    throw new UsageError(
+      `unexpected argument '${word}': to read queue '${word}' use -q ${word}; ` +
+        `to run it for each message put -- before it (kmq consume -- ${command.join(" ")})`,
+    );
+  }
+  if (o.ackUnmatched && o.filter === undefined) {
+    throw new InvalidArgumentError("--ack-unmatched needs --filter: without one every message matches");
+  }
+  if (command.length === 0) {
+    // these only mean something for a command: without one they would be silently ignored
+    const needsCommand = [
+      ["reply", "--reply"],
+      ["concurrency", "--concurrency"],
+      ["execTimeout", "--exec-timeout"],
+    ].find(([key]) => cmd.getOptionValueSource(key!) === "cli");
+    if (needsCommand) {
+      throw new InvalidArgumentError(
+        `${needsCommand[1]} needs a command to run: kmq consume ${needsCommand[1]} … -- <command> [args...]`,
+      );
+    }
+  }
+}
+
+function consumeOptionsFrom(command: string[], o: ConsumeParsed, cmd: ConsumeCommand): ConsumeOptions {
+  const g = globalsOf(cmd);
+  return {
+    broker: g.broker,
+    verbose: g.verbose,
+    topology: {
+      exchange: queueOnly(cmd) ? "" : o.exchange,
+      exchangeType: o.exchangeType as ExchangeType,
+      queue: o.queue,
+      bindingKeys: o.routingKey ?? [DEFAULTS.routingKey],
+      durable: o.durable,
+      autoDelete: o.autoDelete,
+      exclusive: o.exclusive,
+      declare: o.declare,
+      ...topologyArguments(o as QueueArgumentOptions, cmd),
+    },
+    consumerArguments: {
+      ...(o.offset === undefined ? {} : { "x-stream-offset": o.offset }),
+      ...(o.consumerPriority === undefined ? {} : { "x-priority": o.consumerPriority }),
+    },
+    count: o.count,
+    idleTimeout: o.idleTimeout,
+    prefetch: o.prefetch,
+    ack: o.ack,
+    accept: o.accept ?? [],
+    format: o.format as Format,
+    command,
+    concurrency: o.concurrency,
+    execTimeout: o.execTimeout,
+    stopTimeout: o.stopTimeout,
+    retryTimeout: o.retryTimeout,
+    decode: o.decode,
+    reply: o.reply,
+    replyContentType: o.replyContentType,
+    filter: o.filter,
+    ackUnmatched: o.ackUnmatched,
+  };
 }
 
 function buildDeclare(program: Command, done: Done): void {

@@ -237,6 +237,22 @@ Deno.test("info: no management API is exit 4 naming the plugin to enable; a bad 
   } finally {
     await server.shutdown();
   }
+  // an API that takes the connection and never answers: exit 4 after 10 s, not a hang
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })();
+  try {
+    const started = Date.now();
+    const mute = await run(["info", "--api-url", `http://127.0.0.1:${(silent.addr as Deno.NetAddr).port}/`]);
+    assertFailure(mute, 4, /is not reachable \(no answer within 10 s\)/);
+    assert(Date.now() - started < 20_000, "bounded");
+  } finally {
+    silent.close();
+    for (const c of held) c.close();
+    await accepting.catch(() => {});
+  }
   assertFailure(await run(["info", "--api-url", "ftp://x/"]), 2, /--api-url 'ftp:\/\/x\/' is not http/);
   assertFailure(await run(["info", "-o", "yaml"]), 2, /yaml/);
 });
