@@ -12,6 +12,9 @@ import { UsageError } from "./errors.ts";
 import { type FieldValue, RawField, TypedField } from "./fields.ts";
 
 /** The variables an expression may use, each bound to part of the message. */
+/** A body that is not UTF-8 still has a `body` (with U+FFFD where bytes were invalid). */
+const lenientUtf8 = new TextDecoder();
+
 const VARIABLES = {
   /** The body as UTF-8 text (bytes that are not UTF-8 become U+FFFD). */
   body: CelScalar.STRING,
@@ -148,9 +151,7 @@ export class MessageFilter {
   private bindings(msg: AMQPMessage): Record<string, unknown> {
     const b: Record<string, unknown> = {};
     const u = this.uses;
-    const text = u.has("body") || u.has("json")
-      ? new TextDecoder().decode(msg.body ?? new Uint8Array(0))
-      : "";
+    const text = u.has("body") || u.has("json") ? lenientUtf8.decode(msg.body ?? new Uint8Array(0)) : "";
     if (u.has("body")) b.body = text;
     if (u.has("json")) {
       try {

@@ -88,6 +88,8 @@ export function formatMessage(msg: AMQPMessage, format: Format): Uint8Array {
   }
 }
 
+const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
 /** Control characters a terminal would act on: all but tab and newline, DEL, and the C1 range. */
 // deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
@@ -103,6 +105,14 @@ export function forTerminal(msg: AMQPMessage, format: Format): Uint8Array {
   const text = new TextDecoder().decode(formatMessage(msg, format));
   const escape = format === "line"
     ? (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`
-    : (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+    : unicodeEscape;
   return new TextEncoder().encode(text.replace(CONTROLS, escape));
+}
+
+/** DEL and C1, which JSON.stringify leaves raw. */
+const RAW_IN_JSON = /[\x7f-\x9f]/g;
+
+/** JSON text with DEL and C1 as `\u00NN`: the same value, and a name in it cannot drive a terminal. */
+export function escapeJsonControls(json: string): string {
+  return json.replace(RAW_IN_JSON, unicodeEscape);
 }

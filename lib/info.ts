@@ -8,6 +8,7 @@ import type { Writable } from "node:stream";
 import type { GlobalOptions } from "./cli.ts";
 import { write } from "./consume-loop.ts";
 import { showControls } from "./errors.ts";
+import { escapeJsonControls } from "./formats.ts";
 import { getJson, managementApi } from "./management.ts";
 
 export interface InfoOptions extends GlobalOptions {
@@ -85,7 +86,9 @@ export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
     getJson(api, `bindings/${vh}`),
   ]) as [ApiExchange[], ApiQueue[], ApiBinding[]];
   const info = topologyOf(api.vhost, exchanges, queues, bindings);
-  const text = o.format === "json" ? JSON.stringify(info, null, 2) + "\n" : renderTree(info);
+  const text = o.format === "json"
+    ? escapeJsonControls(JSON.stringify(info, null, 2)) + "\n"
+    : renderTree(info);
   await write(io.stdout, new TextEncoder().encode(text));
 }
 

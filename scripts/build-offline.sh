@@ -16,6 +16,9 @@ if [ $# -gt 0 ] && [[ $1 != -* ]]; then # another entry point (the bench's basel
 fi
 [ $# -gt 0 ] || set -- --outfile dist/kmq
 # a compiled Bun binary would read .env and bunfig.toml from the working directory: a KMQ_URL in
-# some project's .env must not change which broker kmq talks to
-exec "$bun" build --compile --splitting --format esm --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+# some project's .env must not change which broker kmq talks to. A JIT tier-up threshold 100x
+# the normal one saves a one-shot command the compiling it would never pay back; main.ts puts
+# the normal policy back after 50 ms, for commands that move messages in bulk.
+exec "$bun" build --compile --splitting --format esm --minify --bytecode --compile-jit-policy=100 \
+  --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
   "$entry" "$@"

@@ -37,6 +37,8 @@ async function waitForApi(port: number): Promise<void> {
 
 const sortBy = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : 1));
 
+const EVIL = "evil\x1b[2J\x07\x7f\x9b";
+
 Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node with the management API", async () => {
   const node = new PrivateBroker(undefined, { management: true });
   try {
@@ -88,6 +90,7 @@ Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node 
           "archived",
         ],
         ["declare", "-e", "", "-q", "lonely"],
+        ["declare", "-e", "", "-q", EVIL], // sorts before 'lonely'
       ]
     ) {
       const r = await run(args, { env });
@@ -127,11 +130,24 @@ Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node 
     );
     assertEquals(
       sortBy(
-        info.queues.map((q) => [q.name, q.type, q.messages_ready, q.messages_unacknowledged, q.consumers]),
+        info.queues.filter((q) => q.name !== EVIL).map((q) => [
+          q.name,
+          q.type,
+          q.messages_ready,
+          q.messages_unacknowledged,
+          q.consumers,
+        ]),
         (r) => String(r[0]),
       ),
       sortBy(
-        ctlQueues.map((q) => [q.name, q.type, q.messages_ready, q.messages_unacknowledged, q.consumers]),
+        // rabbitmqctl's JSON garbles control characters (\x1b comes out as \uB100): EVIL is checked below
+        ctlQueues.filter((q) => !String(q.name).startsWith("evil")).map((q) => [
+          q.name,
+          q.type,
+          q.messages_ready,
+          q.messages_unacknowledged,
+          q.consumers,
+        ]),
         (r) => String(r[0]),
       ),
     );
@@ -189,6 +205,18 @@ Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node 
       assert(lines.includes(want), `missing line: ${want}\n${tree.stdout}`);
     }
     assert(!tree.stdout.includes("amq.direct"), "the broker's own unbound exchanges are left out");
+
+    // a name cannot drive the terminal: escaped in the tree, \u00NN in JSON (same value parsed)
+    assert(
+      lines.includes(
+        "    ├── queue 'evil\\x1b[2J\\x07\\x7f\\x9b' (classic; 0 ready, 0 unacked, 0 consumer(s))",
+      ),
+      tree.stdout,
+    );
+    const json = await run(["info", "-o", "json", ...api], { env });
+    // deno-lint-ignore no-control-regex -- the point: no raw control character but the newlines
+    assert(!/[\x00-\x09\x0b-\x1f\x7f-\x9f]/.test(json.stdout), json.stdout);
+    assert(JSON.parse(json.stdout).queues.some((q: { name: string }) => q.name === EVIL));
 
     // the API's address derived from the URL: this node's API is not on 15672
     const listening = await Deno.connect({ hostname: "127.0.0.1", port: 15672 }).then(
