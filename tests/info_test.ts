@@ -4,7 +4,7 @@
  * refused login, a missing vhost and an API that is not there each end in their exit code.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { assertFailure, run } from "./helpers.ts";
+import { assertFailure, run, Running, sleep } from "./helpers.ts";
 import { makeCertificates } from "./certificates.ts";
 import { freePort, PrivateBroker } from "./private_broker.ts";
 
@@ -276,6 +276,21 @@ Deno.test("info: no management API is exit 4 naming the plugin to enable; a bad 
     const mute = await run(["info", "--api-url", `http://127.0.0.1:${(silent.addr as Deno.NetAddr).port}/`]);
     assertFailure(mute, 4, /is not reachable \(no answer within 10 s\)/);
     assert(Date.now() - started < 20_000, "bounded");
+    // Ctrl-C while it waits: the whole process group, ended at once (read-only: nothing to lose)
+    const waiting = new Running([
+      "info",
+      "--api-url",
+      `http://127.0.0.1:${(silent.addr as Deno.NetAddr).port}/`,
+    ], {
+      setsid: true,
+    });
+    await sleep(1000);
+    const signalled = Date.now();
+    await waiting.killGroup("SIGINT");
+    const stopped = await waiting.result();
+    assertEquals(stopped.code, 130, stopped.stderr);
+    assert(Date.now() - signalled < 2_000, "ends at once");
+    assert(!/\bat \S+:\d+/.test(stopped.stderr), `no stack trace: ${stopped.stderr}`);
   } finally {
     silent.close();
     for (const c of held) c.close();
