@@ -11,10 +11,10 @@ import { strings } from "@bufbuild/cel/ext";
 import { UsageError } from "./errors.ts";
 import { type FieldValue, RawField, TypedField } from "./fields.ts";
 
-/** The variables an expression may use, each bound to part of the message. */
 /** A body that is not UTF-8 still has a `body` (with U+FFFD where bytes were invalid). */
 const lenientUtf8 = new TextDecoder();
 
+/** The variables an expression may use, each bound to part of the message. */
 const VARIABLES = {
   /** The body as UTF-8 text (bytes that are not UTF-8 become U+FFFD). */
   body: CelScalar.STRING,
