@@ -18,6 +18,7 @@ import type { MessageProperties } from "./wire.ts";
 import type { Sieve } from "./filter.ts";
 import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import { SourceConsumer } from "./source-consumer.ts";
+import { TakenCount } from "./taken-count.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -84,7 +85,13 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
       `the target exchange '${o.toExchange}' does not exist: a move creates no exchange; declare it first (kmq declare -e ${o.toExchange} …)`,
     );
   });
-  const moved: Moved = { taken: 0, confirmed: 0, failed: 0, started: performance.now() };
+  const moved: Moved = {
+    taken: 0,
+    counted: new TakenCount(2 * PREFETCH),
+    confirmed: 0,
+    failed: 0,
+    started: performance.now(),
+  };
   const clearProgress = liveLine(
     io.stderr,
     () => `kmq: moved ${moved.confirmed} message(s) (${perSecond(moved.confirmed, moved.started)} msg/s)`,
@@ -119,6 +126,8 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
 /** Messages taken from the source, confirmed by the target, and refused by it. */
 interface Moved {
   taken: number;
+  /** What -n counts: a message redelivered after a lost source connection counts once. */
+  counted: TakenCount;
   confirmed: number;
   failed: number;
   /** When the move started (performance.now()), for the rate. */
@@ -190,7 +199,7 @@ async function moveFrom(
   // held (non-matching) messages fill the window: -n must not shrink it to a renewal per message
   const window = o.count === undefined || sieve
     ? PREFETCH
-    : Math.max(1, Math.min(PREFETCH, o.count - moved.taken));
+    : Math.max(1, Math.min(PREFETCH, o.count - moved.counted.count));
   await ch.prefetch(window);
   const inbox: AMQPMessage[] = [];
   let lastDelivery = Date.now();
@@ -210,7 +219,8 @@ async function moveFrom(
   });
   await source.start();
   while (
-    !io.stop.aborted && (o.count === undefined || moved.taken < o.count) && !publisher.failure && !failure
+    !io.stop.aborted && (o.count === undefined || moved.counted.count < o.count) && !publisher.failure &&
+    !failure
   ) {
     if (lost) throw new SourceLost(lost.message);
     const msg = inbox.shift();
@@ -231,6 +241,7 @@ async function moveFrom(
       continue;
     }
     moved.taken++;
+    if (o.count !== undefined) moved.counted.take(msg);
     if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
     await publisher.publish({
       exchange: o.toExchange ?? "",

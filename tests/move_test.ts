@@ -2,6 +2,8 @@
 import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { run, Running, sleep, unique, withCleanup } from "./helpers.ts";
+import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { TakenCount } from "../lib/taken-count.ts";
 
 async function ready(queue: string): Promise<number> {
   const out = await new Deno.Command("rabbitmqctl", {
@@ -108,4 +110,26 @@ Deno.test("move: Ctrl-C to the process group mid-move and --rate: exit 130, ever
       "nothing lost, nothing twice",
     );
   });
+});
+
+Deno.test("move -n's count: a redelivered recent message counts once, equal messages once each", () => {
+  const message = (body: string, redelivered = false, messageId?: string) =>
+    ({
+      body: new TextEncoder().encode(body),
+      redelivered,
+      properties: { messageId },
+    }) as unknown as AMQPMessage;
+  const taken = new TakenCount(3);
+  for (const body of ["a", "a", "b"]) taken.take(message(body));
+  assertEquals(taken.count, 3);
+  // after a reconnect: the three come again, redelivered
+  for (const body of ["a", "a", "b"]) taken.take(message(body, true));
+  assertEquals(taken.count, 3, "nothing new was taken");
+  taken.take(message("a", true)); // a third 'a' was never taken here (another consumer's)
+  taken.take(message("b", true, "other-id")); // same body, another message
+  taken.take(message("c"));
+  assertEquals(taken.count, 6);
+  for (const body of ["d", "e", "f"]) taken.take(message(body));
+  taken.take(message("c", true)); // taken 4 messages ago: beyond what is kept (3), counted again
+  assertEquals(taken.count, 10);
 });

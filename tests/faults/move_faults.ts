@@ -67,3 +67,40 @@ scenario("16: the source broker restarted during a move of 20,000 messages", asy
     await account("16 move, source restarted", N, await takeAll(TEST_URL, dst), started);
   });
 });
+
+scenario("17: the source broker restarted during move -n 30,000 of 40,000 messages", async (node) => {
+  const [src, dst] = [unique("f17src"), unique("f17dst")];
+  const [total, count] = [40_000, 30_000];
+  await withCleanup({ queues: [dst] }, async () => {
+    await fill(node.url, src, total);
+    await node.syncMetadata();
+    const started = performance.now();
+    const m = new Running(["move", "--from", src, "--to", dst, "--to-url", TEST_URL, "-n", `${count}`], {
+      env: { KMQ_URL: node.url },
+    });
+    await waitFor(
+      async () => (await node.queueMessages(src)) <= total - count / 10,
+      60_000,
+      "a tenth of -n moved",
+    );
+    await node.restart();
+    const r = await finish(m, 120_000, "move -n across the source's restart");
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /the source connection was lost .*: reconnecting/);
+    const left = await takeAll(node.url, src);
+    const moved = await takeAll(TEST_URL, dst);
+    const distinct = new Set(moved).size;
+    const again = moved.length - distinct; // taken, not acked when the source went: redelivered, moved twice
+    await account(
+      "17 move -n, source restarted",
+      total,
+      [...moved, ...left],
+      started,
+      `${again} moved twice`,
+    );
+    assertEquals(left.length, total - distinct, "what is not in the target is in the source");
+    // a redelivered message counts once (even when the stopping broker dropped its ack): -n took
+    // exactly 30,000 messages out of the source, some of them moved twice
+    assertEquals(distinct, count, `distinct messages moved (${again} redelivered and moved again)`);
+  });
+});
