@@ -1,7 +1,7 @@
 /**
  * How many messages `move -n` has taken out of its source, each counted once. After a lost source
  * connection the broker redelivers every message it had not seen acked: those kmq had not acked
- * yet, and those whose ack a stopping broker dropped (dozens were seen in one restart). A
+ * yet, and those whose ack a stopping broker dropped (a whole window of 500 in one restart). A
  * redelivered message that is one of the last messages taken counts no more: it is moved again
  * (at-least-once), but -n N still takes N messages out of the source.
  */

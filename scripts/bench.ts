@@ -61,6 +61,8 @@ async function brokerCpu(): Promise<number> {
 /** The broker CPU time (ms) of each contender's runs, beside the wall times. */
 const cpu: Record<string, number[]> = {};
 
+const CONTENDER_TIMEOUT_MS = 5 * 60_000;
+
 async function timeOnce(c: Contender, expectFailure = false): Promise<number> {
   const started = performance.now();
   const child = new Deno.Command(c.cmd, {
@@ -69,12 +71,16 @@ async function timeOnce(c: Contender, expectFailure = false): Promise<number> {
     stdin: c.stdin ? "piped" : "null",
     stdout: "null",
     stderr: "piped",
+    // a contender that hangs (the confirmed amqp-client baseline once waited for a confirm for 11
+    // minutes) fails the bench instead of stalling it
+    signal: AbortSignal.timeout(CONTENDER_TIMEOUT_MS),
   }).spawn();
   if (c.stdin) (await Deno.open(c.stdin)).readable.pipeTo(child.stdin).catch(() => {});
   const out = await child.output();
   const ms = performance.now() - started;
   if (!out.success && !expectFailure) {
-    throw new Error(`${c.cmd} ${c.args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+    const why = out.signal ? `ended by ${out.signal} (over ${CONTENDER_TIMEOUT_MS / 60_000} min?)` : "failed";
+    throw new Error(`${c.cmd} ${c.args.join(" ")} ${why}: ${new TextDecoder().decode(out.stderr)}`);
   }
   return ms;
 }
