@@ -33,7 +33,7 @@ import type { MoveOptions } from "./move.ts";
 import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
 import { InputError, UsageError } from "./errors.ts";
-import { FieldError, fieldFromJson, type FieldTable } from "./fields.ts";
+import { FieldError, fieldFromJson, type FieldTable, putKey } from "./fields.ts";
 import { type Format, FORMATS } from "./formats.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./sources.ts";
 
@@ -230,7 +230,7 @@ export function parseHeader(spec: string, into: FieldTable): FieldTable {
       throw new InvalidArgumentError(`header '${key}': '${json}' is not valid JSON (key:=json)`);
     }
     try {
-      into[key] = fieldFromJson(value);
+      putKey(into, key, fieldFromJson(value));
       return into;
     } catch (err) {
       // the value is well-formed but cannot be sent (NaN, out of range, too deep): bad input
@@ -244,7 +244,7 @@ export function parseHeader(spec: string, into: FieldTable): FieldTable {
   }
   const key = spec.slice(0, eq);
   shortString(`header name '${key.slice(0, 40)}'`)(key);
-  into[key] = spec.slice(eq + 1);
+  putKey(into, key, spec.slice(eq + 1));
   return into;
 }
 

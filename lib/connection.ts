@@ -1,7 +1,7 @@
 import { AMQPClient, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
 import { readFile } from "node:fs/promises";
 import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "./errors.ts";
-import { installTypedFieldDecoding } from "./field-decoding.ts";
+import { installClientFixes } from "./client-fixes.ts";
 import type { Log } from "./log.ts";
 
 /** Where kmq connects when neither --url nor KMQ_URL says otherwise: Kombu's default broker. */
@@ -222,7 +222,7 @@ async function connectTo(parsed: BrokerUrl, options: ConnectOptions): Promise<AM
   if (new URL(url.href).searchParams.has("insecure")) {
     options.log.warn("TLS certificate verification is OFF (insecure in the URL): do not use in production");
   }
-  installTypedFieldDecoding();
+  installClientFixes();
   const client = new AMQPClient(url.href, tlsOptions);
   options.log.info(`connecting to ${url.display}`);
   let timer: ReturnType<typeof setTimeout> | undefined;

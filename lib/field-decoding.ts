@@ -112,7 +112,7 @@ function getField(this: AMQPView, byteOffset: number): [FieldValue, number] {
       break;
     }
     case "T":
-      v = new TypedField("T", Number(this.getBigInt64(i)));
+      v = new TypedField("T", this.getBigUint64(i)); // unsigned, as RabbitMQ reads and writes it
       i += 8;
       break;
     case "V":

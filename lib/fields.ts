@@ -45,6 +45,14 @@ export type FieldValue =
 
 export type FieldTable = { [key: string]: FieldValue };
 
+/**
+ * Sets a key as an own property, whatever its name: `table[key] = v` with the key `__proto__`
+ * would set the object's prototype instead, and the header would vanish.
+ */
+export function putKey<T>(table: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 const JSON_NAMES: Record<FieldTag, string> = {
   b: "$int8",
   B: "$uint8",
@@ -69,8 +77,35 @@ const INT_RANGES: Partial<Record<FieldTag, [number, number]>> = {
   s: [-32768, 32767],
   u: [0, 65535],
   i: [0, 4294967295],
-  T: [-(2 ** 53), 2 ** 53],
 };
+
+/** AMQP timestamps are unsigned 64-bit seconds. */
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+/** A 64-bit integer for JSON: a number where JSON readers keep it exact, else its digits as a string. */
+export function exactJson(n: bigint): number | string {
+  return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : String(n);
+}
+
+/** An integer from JSON (a safe number, or digits in a string) within [min, max], else undefined. */
+export function exactInteger(raw: unknown, min: bigint, max: bigint): bigint | undefined {
+  let n: bigint;
+  if (typeof raw === "number" && Number.isSafeInteger(raw)) n = BigInt(raw);
+  else if (typeof raw === "string" && /^-?\d{1,30}$/.test(raw)) n = BigInt(raw);
+  else return undefined;
+  return n >= min && n <= max ? n : undefined;
+}
+
+/** A timestamp (seconds) from JSON; throws FieldError naming `name`. */
+export function timestampFromJson(raw: unknown, name: string): bigint {
+  const n = exactInteger(raw, 0n, MAX_UINT64);
+  if (n === undefined) {
+    throw new FieldError(
+      `${name} takes whole seconds since the epoch from 0 to ${MAX_UINT64} (a number, or its digits as a string)`,
+    );
+  }
+  return n;
+}
 
 function floatToJson(n: number): number | string {
   return Number.isFinite(n) ? n : String(n);
@@ -84,6 +119,8 @@ export function fieldToJson(v: FieldValue): unknown {
     switch (v.tag) {
       case "l":
         return { [name]: String(v.value) };
+      case "T":
+        return { [name]: exactJson(BigInt(v.value as bigint | number)) };
       case "f":
       case "d":
         return { [name]: floatToJson(v.value as number) };
@@ -108,7 +145,7 @@ export function fieldToJson(v: FieldValue): unknown {
 
 export function tableToJson(t: FieldTable): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(t)) out[k] = fieldToJson(v);
+  for (const [k, v] of Object.entries(t)) putKey(out, k, fieldToJson(v));
   return out;
 }
 
@@ -151,6 +188,8 @@ function typedFromJson(tag: FieldTag, name: string, raw: unknown): TypedField {
     case "f":
     case "d":
       return new TypedField(tag, parseFloatJson(raw, name));
+    case "T":
+      return new TypedField("T", timestampFromJson(raw, name));
     case "D": {
       const m = typeof raw === "string" ? /^(-?)(\d+)(?:\.(\d+))?$/.exec(raw) : null;
       if (!m) throw new FieldError(`${name} takes a decimal string such as "12.345"`);
@@ -245,7 +284,7 @@ export function tableFromJson(v: object, depth = 0): FieldTable {
   const out: FieldTable = {};
   for (const [k, x] of Object.entries(v)) {
     try {
-      out[k] = fieldFromJson(x, depth);
+      putKey(out, k, fieldFromJson(x, depth));
     } catch (err) {
       // only the innermost key: a path 100 levels long would not fit one line
       if (err instanceof FieldError && err.message.startsWith("'")) throw err;

@@ -10,6 +10,7 @@ import { celEnv, CelScalar, isCelError, mapType, parse, plan } from "@bufbuild/c
 import { strings } from "@bufbuild/cel/ext";
 import { UsageError } from "./errors.ts";
 import { type FieldValue, RawField, TypedField } from "./fields.ts";
+import { timestampOf } from "./client-fixes.ts";
 
 /** A body that is not UTF-8 still has a `body` (with U+FFFD where bytes were invalid). */
 const lenientUtf8 = new TextDecoder();
@@ -293,7 +294,7 @@ function propertiesOf(msg: AMQPMessage): Map<string, unknown> {
     ["reply_to", p.replyTo],
     ["expiration", p.expiration],
     ["message_id", p.messageId],
-    ["timestamp", p.timestamp === undefined ? undefined : BigInt(Math.floor(p.timestamp.getTime() / 1000))],
+    ["timestamp", timestampOf(p)],
     ["type", p.type],
     ["user_id", p.userId],
     ["app_id", p.appId],

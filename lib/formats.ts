@@ -1,6 +1,7 @@
 import { Buffer } from "node:buffer";
 import type { AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
-import { type FieldTable, tableToJson } from "./fields.ts";
+import { exactJson, type FieldTable, tableToJson } from "./fields.ts";
+import { timestampOf } from "./client-fixes.ts";
 
 export const FORMATS = ["line", "raw", "json"] as const;
 export type Format = (typeof FORMATS)[number];
@@ -16,7 +17,8 @@ export interface PropertiesRecord {
   expiration?: string;
   message_id?: string;
   /** Seconds since the Unix epoch, as AMQP carries it. */
-  timestamp?: number;
+  /** Whole seconds; digits in a string beyond 2^53 (JSON readers would round a number). */
+  timestamp?: number | string;
   type?: string;
   user_id?: string;
   app_id?: string;
@@ -47,7 +49,8 @@ export function propertiesToRecord(p: AMQPProperties): PropertiesRecord {
   if (p.replyTo !== undefined) r.reply_to = p.replyTo;
   if (p.expiration !== undefined) r.expiration = p.expiration;
   if (p.messageId !== undefined) r.message_id = p.messageId;
-  if (p.timestamp !== undefined) r.timestamp = Math.floor(p.timestamp.getTime() / 1000);
+  const timestamp = timestampOf(p);
+  if (timestamp !== undefined) r.timestamp = exactJson(timestamp);
   if (p.type !== undefined) r.type = p.type;
   if (p.userId !== undefined) r.user_id = p.userId;
   if (p.appId !== undefined) r.app_id = p.appId;

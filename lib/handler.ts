@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { type FieldTable, tableToJson } from "./fields.ts";
 import { messageToRecord } from "./formats.ts";
+import { timestampOf } from "./client-fixes.ts";
 
 /** EX_TEMPFAIL: "try again later" — the message goes back to the queue. */
 export const EXIT_REQUEUE = 75;
@@ -66,7 +67,7 @@ export function handlerEnv(msg: AMQPMessage): Record<string, string> {
     KMQ_DELIVERY_TAG: String(msg.deliveryTag),
     KMQ_MESSAGE: JSON.stringify(messageToRecord(msg)),
   };
-  const optional: [string, string | number | undefined][] = [
+  const optional: [string, string | number | bigint | undefined][] = [
     ["KMQ_CONTENT_TYPE", p.contentType],
     ["KMQ_CONTENT_ENCODING", p.contentEncoding],
     ["KMQ_MESSAGE_ID", p.messageId],
@@ -75,7 +76,7 @@ export function handlerEnv(msg: AMQPMessage): Record<string, string> {
     ["KMQ_TYPE", p.type],
     ["KMQ_APP_ID", p.appId],
     ["KMQ_PRIORITY", p.priority],
-    ["KMQ_TIMESTAMP", p.timestamp ? Math.floor(p.timestamp.getTime() / 1000) : undefined],
+    ["KMQ_TIMESTAMP", timestampOf(p)],
   ];
   for (const [name, value] of optional) if (value !== undefined) env[name] = String(value);
   if (p.headers) env.KMQ_HEADERS = JSON.stringify(tableToJson(p.headers as FieldTable));

@@ -19,6 +19,7 @@ import type { Sieve } from "./filter.ts";
 import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import { SourceConsumer } from "./source-consumer.ts";
 import { TakenCount } from "./taken-count.ts";
+import { timestampOf } from "./client-fixes.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -294,7 +295,7 @@ function propertiesOf(p: AMQPProperties, o: MoveOptions): MessageProperties {
     replyTo: p.replyTo,
     expiration: p.expiration,
     messageId: p.messageId,
-    timestamp: p.timestamp === undefined ? undefined : Math.floor(p.timestamp.getTime() / 1000),
+    timestamp: timestampOf(p),
     type: p.type,
     userId: p.userId,
     appId: p.appId,

@@ -3,7 +3,7 @@
  * so a dump replays with every property, header type and body byte.
  */
 import { Buffer } from "node:buffer";
-import { BASE64, FieldError, tableFromJson } from "./fields.ts";
+import { BASE64, FieldError, tableFromJson, timestampFromJson } from "./fields.ts";
 import type { MessageProperties } from "./wire.ts";
 
 export interface ParsedRecord {
@@ -86,10 +86,11 @@ export function parseProperties(p: unknown): MessageProperties {
   }
   if (src.priority !== undefined) out.priority = octet(src.priority, "priority");
   if (src.timestamp !== undefined) {
-    if (!Number.isSafeInteger(src.timestamp)) {
-      throw new RecordError("properties.timestamp must be whole seconds since the epoch");
+    try {
+      out.timestamp = timestampFromJson(src.timestamp, "properties.timestamp");
+    } catch (err) {
+      throw new RecordError((err as Error).message);
     }
-    out.timestamp = src.timestamp as number;
   }
   if (src.headers !== undefined) {
     if (src.headers === null || typeof src.headers !== "object" || Array.isArray(src.headers)) {

@@ -6,6 +6,7 @@
  * (at-least-once), but -n N still takes N messages out of the source.
  */
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { timestampOf } from "./client-fixes.ts";
 
 export class TakenCount {
   /** Messages taken, redeliveries of recent ones not counted. */
@@ -47,7 +48,5 @@ function fingerprint(msg: AMQPMessage): string {
   let hash = 0x811c9dc5;
   for (let i = 0; i < body.length; i++) hash = Math.imul(hash ^ body[i]!, 0x01000193);
   const p = msg.properties;
-  return `${hash >>> 0}:${body.length}:${p.messageId ?? ""}:${p.timestamp?.getTime() ?? ""}:${
-    p.correlationId ?? ""
-  }`;
+  return `${hash >>> 0}:${body.length}:${p.messageId ?? ""}:${timestampOf(p) ?? ""}:${p.correlationId ?? ""}`;
 }

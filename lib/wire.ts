@@ -9,7 +9,7 @@
 import { Buffer } from "node:buffer";
 import { type Decimal, type FieldTable, type FieldValue, RawField, TypedField } from "./fields.ts";
 
-/** The properties kmq publishes; `timestamp` is seconds since the epoch, as on the wire. */
+/** The properties kmq publishes; `timestamp` is unsigned seconds since the epoch, as on the wire. */
 export interface MessageProperties {
   contentType?: string;
   contentEncoding?: string;
@@ -20,7 +20,7 @@ export interface MessageProperties {
   replyTo?: string;
   expiration?: string;
   messageId?: string;
-  timestamp?: number;
+  timestamp?: number | bigint;
   type?: string;
   userId?: string;
   appId?: string;
@@ -72,6 +72,10 @@ export class ByteWriter {
   i64(v: bigint): void {
     this.room(8);
     this.pos = this.buf.writeBigInt64BE(v, this.pos);
+  }
+  u64(v: bigint): void {
+    this.room(8);
+    this.pos = this.buf.writeBigUInt64BE(v, this.pos);
   }
   f32(v: number): void {
     this.room(4);
@@ -125,7 +129,7 @@ export function writeField(w: ByteWriter, v: FieldValue | undefined | bigint | D
   if (v instanceof TypedField) return writeTyped(w, v);
   if (v instanceof RawField) return w.bytes(v.bytes);
   if (v instanceof Uint8Array) return tag(w, "x"), w.u32(v.length), w.bytes(v);
-  if (v instanceof Date) return tag(w, "T"), w.i64(BigInt(Math.floor(v.getTime() / 1000)));
+  if (v instanceof Date) return tag(w, "T"), w.u64(BigInt(Math.floor(v.getTime() / 1000)));
   if (Array.isArray(v)) {
     tag(w, "A");
     const done = w.lengthPrefix();
@@ -157,7 +161,7 @@ function writeTyped(w: ByteWriter, f: TypedField): void {
     case "d":
       return w.f64(n);
     case "T":
-      return w.i64(BigInt(n));
+      return w.u64(BigInt(f.value as bigint | number));
     case "D": {
       const d = f.value as Decimal;
       w.u8(d.scale);
@@ -212,7 +216,7 @@ export function writeProperties(w: ByteWriter, p: MessageProperties): void {
   if (p.replyTo !== undefined) w.shortString(p.replyTo);
   if (p.expiration !== undefined) w.shortString(p.expiration);
   if (p.messageId !== undefined) w.shortString(p.messageId);
-  if (p.timestamp !== undefined) w.i64(BigInt(p.timestamp));
+  if (p.timestamp !== undefined) w.u64(BigInt(p.timestamp));
   if (p.type !== undefined) w.shortString(p.type);
   if (p.userId !== undefined) w.shortString(p.userId);
   if (p.appId !== undefined) w.shortString(p.appId);

@@ -22,6 +22,9 @@ Deno.test({
     assertEquals(got.headers.int_2p31, ["long", "2147483653L"]); // not wrapped to 32 bits
     assertEquals(got.headers.int_beyond_json, ["long", "9007199254740993L"]); // not rounded
     assertEquals(got.headers.decimal, ["Decimal", "12.345"]);
+    assertEquals(got.timestamp, "18446744073709551615"); // unsigned 64-bit, not -1
+    assertEquals(got.headers["__proto__"], ["str", "'proto'"]); // a key, not the prototype
+    assertEquals(got.headers.constructor.__proto__, { valueOf: ["int", "3"] });
   });
 });
 
