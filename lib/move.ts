@@ -131,6 +131,8 @@ interface Moved {
   counted: TakenCount;
   confirmed: number;
   failed: number;
+  /** Which message the target refused first, for the report. */
+  firstRefused?: string;
   /** When the move started (performance.now()), for the rate. */
   started: number;
 }
@@ -219,9 +221,11 @@ async function moveFrom(
     },
   });
   await source.start();
+  // a message the target refused goes back to the source and ends the move: taking it again
+  // would only be refused again (a full queue, no binding, a deleted queue), for ever
   while (
     !io.stop.aborted && (o.count === undefined || moved.counted.count < o.count) && !publisher.failure &&
-    !failure
+    !failure && moved.failed === 0
   ) {
     if (lost) throw new SourceLost(lost.message);
     const msg = inbox.shift();
@@ -244,18 +248,20 @@ async function moveFrom(
     moved.taken++;
     if (o.count !== undefined) moved.counted.take(msg);
     if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
+    const taken = moved.taken;
     await publisher.publish({
       exchange: o.toExchange ?? "",
       routingKey: o.to ?? o.routingKey ?? msg.routingKey,
       properties: propertiesOf(msg.properties, o),
       body: msg.body ?? new Uint8Array(0),
-      origin: `message ${moved.taken}`,
+      origin: `message ${taken}`,
       settled: (delivered) => {
         if (delivered) {
           moved.confirmed++;
           msg.ack().catch(() => {}); // a lost source connection redelivers it: a duplicate, not a loss
         } else {
           moved.failed++;
+          moved.firstRefused ??= `message ${taken}${msg.properties.messageId ? ` (id '${msg.properties.messageId}')` : ""}`;
           msg.nack(true).catch(() => {});
         }
       },
@@ -267,8 +273,10 @@ async function moveFrom(
   if (failure) throw failure;
   if (lost) throw new SourceLost(lost.message);
   if (moved.failed > 0) {
+    const why = publisher.counts.nacked > 0 ? "nacked by the broker" : "returned as unroutable";
     throw new DeliveryError(
-      `${moved.failed} message(s) could not be delivered to the target: they stay in the source`,
+      `the target refused ${moved.failed} message(s) (the first, ${moved.firstRefused}, ${why}): ` +
+        `the move stopped and they stay in queue '${o.from}'`,
     );
   }
 }

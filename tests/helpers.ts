@@ -25,6 +25,8 @@ export interface RunOptions {
   cwd?: string;
   /** Start kmq in a session (and process group) of its own, as a terminal's job would be. */
   setsid?: boolean;
+  /** Kill kmq (SIGKILL, exit 137) if it runs longer: a hang fails the test instead of stalling it. */
+  timeoutMs?: number;
 }
 
 /** The program and leading arguments that start kmq: the binary, or the sources under Deno. */
@@ -63,7 +65,14 @@ export async function run(args: string[], options: RunOptions = {}): Promise<Run
       .catch(() => {});
     await writer.close().catch(() => {});
   }
-  const out = await child.output();
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // ended already
+    }
+  }, options.timeoutMs);
+  const out = await child.output().finally(() => clearTimeout(timer));
   return {
     code: out.code,
     stdout: decoder.decode(out.stdout),

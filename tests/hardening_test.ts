@@ -1,0 +1,84 @@
+/**
+ * Loss and hang paths an adversarial probe found (issue 19): a broker that nacks in bulk, a move
+ * target that refuses, a move into its own source. Each must end in its documented exit code in
+ * bounded time with every message accounted for.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assertFailure, drain, queueDepth, run, unique, withCleanup } from "./helpers.ts";
+
+/** Fails a hang within this, instead of stalling the suite: every case here ends in a few seconds. */
+const BOUND = 30_000;
+
+/** A queue that holds `max` messages and nacks every publish beyond them, filled to the brim. */
+async function fullQueue(q: string, max = 10): Promise<void> {
+  const d = await run([
+    "declare",
+    "-e",
+    "",
+    "-q",
+    q,
+    "--max-length",
+    String(max),
+    "--overflow",
+    "reject-publish",
+  ]);
+  assertEquals(d.code, 0, d.stderr);
+  const fill = Array.from({ length: max }, (_, i) => `full ${i + 1}`).join("\n") + "\n";
+  const p = await run(["produce", "-e", "", "-r", q, "-q", q, "--lines"], { stdin: fill });
+  assertEquals(p.code, 0, p.stderr);
+}
+
+function numbered(n: number, prefix = ""): string {
+  return Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`).join("\n") + "\n";
+}
+
+Deno.test("produce into a queue that nacks in bulk (multiple + requeue): every nack counts, exit 7", async () => {
+  const q = unique("kmq-full");
+  await withCleanup({ queues: [q] }, async (client) => {
+    await fullQueue(q);
+    const r = await run(["produce", "-e", "", "-r", q, "-q", q, "--lines"], {
+      stdin: numbered(100),
+      timeoutMs: BOUND,
+    });
+    assertFailure(r, 7, /^kmq: 100 of 100 messages not delivered: 100 nacked by the broker \(line 1, line 2/);
+    assertEquals(await queueDepth(client, q), 10);
+  });
+});
+
+Deno.test("move to a queue that nacks: the move stops, exit 7 naming the first refused, all stay in the source", async () => {
+  const [src, dst] = [unique("kmq-src"), unique("kmq-full")];
+  await withCleanup({ queues: [src, dst] }, async (client) => {
+    await fullQueue(dst);
+    const p = await run(["produce", "-e", "", "-r", src, "-q", src, "--lines"], { stdin: numbered(300) });
+    assertEquals(p.code, 0, p.stderr);
+    const r = await run(["move", "--from", src, "--to", dst], { timeoutMs: BOUND });
+    assertEquals(r.code, 7, r.stderr);
+    assertMatch(
+      r.stderr,
+      /the target refused \d+ message\(s\) \(the first, message 1, nacked by the broker\)/,
+    );
+    assertMatch(r.stderr, new RegExp(`they stay in queue '${src}'`));
+    const left = (await drain(client, src)).map((m) => m.bodyToString());
+    assertEquals(left.sort(), numbered(300).trimEnd().split("\n").sort());
+    assertEquals(await queueDepth(client, dst), 10);
+  });
+});
+
+Deno.test("move to an exchange with no binding: returned, the move stops with exit 7, nothing lost", async () => {
+  const [src, ex] = [unique("kmq-src"), unique("kmq-ex")];
+  await withCleanup({ queues: [src], exchanges: [ex] }, async (client) => {
+    const ch = await client.channel();
+    await ch.exchangeDeclare(ex, "direct", { durable: true });
+    const p = await run(["produce", "-e", "", "-r", src, "-q", src, "--lines"], { stdin: numbered(200) });
+    assertEquals(p.code, 0, p.stderr);
+    const r = await run(["move", "--from", src, "--to-exchange", ex], { timeoutMs: BOUND });
+    assertEquals(r.code, 7, r.stderr);
+    assertMatch(
+      r.stderr,
+      /the target refused \d+ message\(s\) \(the first, message 1, returned as unroutable\)/,
+    );
+    const left = (await drain(client, src)).map((m) => m.bodyToString());
+    assertEquals(left.sort(), numbered(200).trimEnd().split("\n").sort());
+    assert(!/moved [1-9]/.test(r.stderr), r.stderr);
+  });
+});
