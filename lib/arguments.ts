@@ -5,6 +5,7 @@
  * (a quorum queue cannot be exclusive) are made first, as usage errors naming the flag.
  */
 import { UsageError } from "./errors.ts";
+import { putKey } from "./fields.ts";
 
 export const QUEUE_TYPES = ["classic", "quorum", "stream"] as const;
 export type QueueType = (typeof QUEUE_TYPES)[number];
@@ -21,17 +22,40 @@ export function parseArgument(option: string, spec: string, into: ArgumentTable 
   const typed = /^([^=:]+):=(.*)$/s.exec(spec);
   if (typed) {
     const [, key = "", json = ""] = typed;
+    let value: unknown;
     try {
-      into[key] = JSON.parse(json);
+      value = JSON.parse(json);
     } catch {
       throw new UsageError(`${option} '${key}': '${json}' is not valid JSON (key:=json)`);
     }
+    const bad = inexactNumber(value);
+    if (bad !== undefined) {
+      throw new UsageError(
+        `${option} '${key}': ${bad} cannot be sent exactly: AMQP arguments take integers within ` +
+          `±${Number.MAX_SAFE_INTEGER} here and finite numbers`,
+      );
+    }
+    putKey<unknown>(into, key, value);
     return into;
   }
   const eq = spec.indexOf("=");
   if (eq <= 0) throw new UsageError(`${option} '${spec}' is not key=value (or key:=json for a typed value)`);
-  into[spec.slice(0, eq)] = spec.slice(eq + 1);
+  putKey<unknown>(into, spec.slice(0, eq), spec.slice(eq + 1));
   return into;
+}
+
+/** The first number in a JSON value that would not arrive as written (rounded or infinite). */
+function inexactNumber(v: unknown, depth = 0): string | undefined {
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) return "a number beyond 64-bit floating point";
+    return Number.isInteger(v) && !Number.isSafeInteger(v) ? String(BigInt(v)) : undefined;
+  }
+  if (v === null || typeof v !== "object" || depth > 100) return undefined;
+  for (const x of Object.values(v)) {
+    const bad = inexactNumber(x, depth + 1);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
 }
 
 /** The queue options as the command line gives them. */
@@ -132,9 +156,16 @@ export function bindingArguments(
  * `--offset` for a stream: first, last, next, an offset (a number), a time (ISO 8601, sent as an
  * AMQP timestamp) or an interval such as 30m, 1h, 7D (RabbitMQ's own syntax).
  */
-export function streamOffset(value: string): string | number | Date {
+export function streamOffset(value: string): string | number | bigint | Date {
   if (["first", "last", "next"].includes(value)) return value;
-  if (/^\d+$/.test(value)) return Number(value);
+  if (/^\d+$/.test(value)) {
+    const n = BigInt(value);
+    // x-stream-offset is a signed 64-bit integer: a larger one would wrap to the start
+    if (n >= 2n ** 63n) {
+      throw new UsageError(`--offset ${value} is beyond a stream's last possible offset (2^63 - 1)`);
+    }
+    return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+  }
   if (/^\d+(Y|M|D|h|m|s)$/.test(value)) return value;
   if (/^\d{4}-\d\d-\d\d/.test(value) && !Number.isNaN(Date.parse(value))) return new Date(value);
   throw new UsageError(

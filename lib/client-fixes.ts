@@ -11,10 +11,16 @@
  *   timestamp written in microseconds) an Invalid Date. AMQP's timestamp is unsigned 64-bit.
  * - Tables: the client builds a header table as a plain object, where a key `__proto__` sets the
  *   prototype instead of a key (the header vanished). kmq's tables have no prototype.
+ * - Argument values (queue, exchange, binding and consumer arguments): the client writes integers
+ *   from 2^31 to 2^32 as a wrapped 32-bit value (`--max-length-bytes 3221225472` became negative,
+ *   `--offset 2147483648` read a stream from its start) and every fraction as a 32-bit float.
+ *   They are written as kmq writes headers (`writeField` in wire.ts): the width each value needs.
  */
 import { AMQPClient, type AMQPProperties } from "@cloudamqp/amqp-client";
 import { AMQPView } from "@cloudamqp/amqp-client/amqp-view";
 import { installTypedFieldDecoding } from "./field-decoding.ts";
+import type { FieldValue } from "./fields.ts";
+import { ByteWriter, writeField } from "./wire.ts";
 
 const METHOD_FRAME = 1;
 const BASIC = 60;
@@ -75,6 +81,7 @@ export function installClientFixes(): void {
     parseFrames.call(this, view);
   };
   const view = AMQPView.prototype as unknown as {
+    setField(at: number, field: unknown): number;
     getProperties(at: number, le?: boolean): [AMQPProperties, number];
     getTable(at: number, le?: boolean): [Record<string, unknown>, number];
     getField(at: number, le?: boolean): [unknown, number];
@@ -86,6 +93,13 @@ export function installClientFixes(): void {
       props.timestamp = new WireTimestamp(this.getBigUint64(timestampAt(this, at)));
     }
     return [props, len];
+  };
+  view.setField = function (this: AMQPView, at: number, field: unknown): number {
+    const w = new ByteWriter(64);
+    writeField(w, field as FieldValue);
+    const bytes = w.view();
+    new Uint8Array(this.buffer, this.byteOffset + at, bytes.length).set(bytes);
+    return bytes.length;
   };
   view.getTable = function (this: AMQPView, at: number): [Record<string, unknown>, number] {
     const table: Record<string, unknown> = Object.create(null);

@@ -261,7 +261,9 @@ async function moveFrom(
           msg.ack().catch(() => {}); // a lost source connection redelivers it: a duplicate, not a loss
         } else {
           moved.failed++;
-          moved.firstRefused ??= `message ${taken}${msg.properties.messageId ? ` (id '${msg.properties.messageId}')` : ""}`;
+          moved.firstRefused ??= `message ${taken}${
+            msg.properties.messageId ? ` (id '${msg.properties.messageId}')` : ""
+          }`;
           msg.nack(true).catch(() => {});
         }
       },

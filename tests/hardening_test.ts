@@ -82,3 +82,96 @@ Deno.test("move to an exchange with no binding: returned, the move stops with ex
     assert(!/moved [1-9]/.test(r.stderr), r.stderr);
   });
 });
+
+/** A queue's arguments as the broker holds them (rabbitmqctl, not kmq, reads them). */
+async function brokerArguments(q: string): Promise<unknown> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["list_queues", "-q", "--formatter", "json", "name", "arguments"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const rows = JSON.parse(new TextDecoder().decode(out.stdout)) as { name: string; arguments: unknown }[];
+  const row = rows.find((r) => r.name === q);
+  return row?.arguments;
+}
+
+Deno.test("argument values past 2^31 arrive as written; past what JSON holds exactly, exit 2 and nothing declared", async () => {
+  const q = unique("kmq-args");
+  await withCleanup({ queues: [q] }, async (client) => {
+    const d = await run([
+      "declare",
+      "-e",
+      "",
+      "-q",
+      q,
+      "--max-length-bytes",
+      "3221225472",
+      "--message-ttl",
+      "3000000000",
+      "--queue-arg",
+      "x-max-length:=4294967296",
+    ]);
+    assertEquals(d.code, 0, d.stderr);
+    // as rabbitmqctl shows them: name, wire type, value
+    assertEquals(await brokerArguments(q), [
+      ["x-max-length-bytes", "long", 3221225472],
+      ["x-message-ttl", "long", 3000000000],
+      ["x-max-length", "long", 4294967296],
+    ]);
+    const other = unique("kmq-args");
+    for (const value of ["18446744073709551616", "-18446744073709551616", "36893488147419103232", "1e400"]) {
+      const r = await run(["declare", "-e", "", "-q", other, "--queue-arg", `x-max-length:=${value}`]);
+      assertFailure(r, 2, /^kmq: --queue-arg 'x-max-length': .* cannot be sent exactly/);
+      assertEquals(await queueDepth(client, other), -1, `${value}: nothing declared`);
+    }
+    for (const offset of ["18446744073709551616", "9223372036854775808"]) {
+      const r = await run(["consume", "-e", "", "-q", other, "--queue-type", "stream", "--offset", offset]);
+      assertFailure(r, 2, /^kmq: --offset \d+ is beyond a stream's last possible offset/);
+    }
+  });
+});
+
+Deno.test("a stream read from offset 2147483648 or 4294967295 starts there, not from the first message", async () => {
+  const s = unique("kmq-stream");
+  await withCleanup({ queues: [s] }, async () => {
+    const p = await run(["produce", "-e", "", "-r", s, "-q", s, "--queue-type", "stream", "--lines"], {
+      stdin: numbered(5),
+    });
+    assertEquals(p.code, 0, p.stderr);
+    const all = await run([
+      "consume",
+      "-e",
+      "",
+      "-q",
+      s,
+      "--queue-type",
+      "stream",
+      "--offset",
+      "first",
+      "-n",
+      "5",
+    ], {
+      timeoutMs: BOUND,
+    });
+    assertEquals(all.stdout, numbered(5), all.stderr);
+    for (const offset of ["2147483648", "4294967295"]) {
+      const r = await run([
+        "consume",
+        "-e",
+        "",
+        "-q",
+        s,
+        "--queue-type",
+        "stream",
+        "--offset",
+        offset,
+        "--idle-timeout",
+        "2",
+      ], {
+        timeoutMs: BOUND,
+      });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout, "", `--offset ${offset} read past the end: nothing`);
+    }
+  });
+});
