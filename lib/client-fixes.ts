@@ -23,6 +23,8 @@ import type { FieldValue } from "./fields.ts";
 import { ByteWriter, writeField } from "./wire.ts";
 
 const METHOD_FRAME = 1;
+const CONNECTION = 10;
+const CONNECTION_START = 10;
 const BASIC = 60;
 const BASIC_NACK = 120;
 /** type (1) + channel (2) + size (4) + class (2) + method (2) + delivery tag (8) */
@@ -60,6 +62,29 @@ function timestampAt(view: AMQPView, at: number): number {
   return i;
 }
 
+/** What each broker said of itself in connection.start (the client drops it). */
+const serverProperties = new WeakMap<AMQPClient, Record<string, unknown>>();
+
+/**
+ * Which broker and vhost a connection reached, as the broker names itself: its cluster name (the
+ * first node's name unless an operator set one) and the vhost. Two URLs that differ in spelling
+ * (localhost and 127.0.0.1, with or without the trailing /) give the same identity.
+ */
+export function brokerIdentity(client: AMQPClient): string {
+  const p = serverProperties.get(client);
+  return `${String(p?.cluster_name ?? "?")}\u0000${client.vhost}`;
+}
+
+/** The broker's version ("3.10.8"), when it said. */
+export function brokerVersion(client: AMQPClient): string | undefined {
+  const v = serverProperties.get(client)?.version;
+  return typeof v === "string" ? v : undefined;
+}
+
+interface TableReader {
+  getTable(at: number): [Record<string, unknown>, number];
+}
+
 let installed = false;
 
 /** Idempotent; call before the first connection. */
@@ -71,7 +96,9 @@ export function installClientFixes(): void {
   const parseFrames = proto.parseFrames;
   proto.parseFrames = function (this: AMQPClient, view: AMQPView): void {
     // the client hands one whole frame at a time to parseFrames
-    if (
+    if (view.getUint8(0) === METHOD_FRAME && view.getUint16(7) === CONNECTION && view.getUint16(9) === CONNECTION_START) {
+      serverProperties.set(this, (view as unknown as TableReader).getTable(13)[0]); // after the version octets
+    } else if (
       view.byteLength > NACK_FLAGS_AT && view.getUint8(0) === METHOD_FRAME && view.getUint16(7) === BASIC &&
       view.getUint16(9) === BASIC_NACK
     ) {

@@ -19,7 +19,7 @@ import type { Sieve } from "./filter.ts";
 import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import { SourceConsumer } from "./source-consumer.ts";
 import { TakenCount } from "./taken-count.ts";
-import { timestampOf } from "./client-fixes.ts";
+import { brokerIdentity, timestampOf } from "./client-fixes.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -61,6 +61,8 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
   const sieve: Sieve | undefined = o.filter === undefined
     ? undefined
     : { filter: new (await import("./filter.ts")).MessageFilter(o.filter), hold: true, unmatched: 0 };
+  // the source is checked first: a missing one creates no target queue and moves nothing
+  const source = await checkSource(o, io);
   const publisher = new Publisher({
     broker: o.toBroker,
     topology: topologyFrom({
@@ -86,6 +88,14 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
       `the target exchange '${o.toExchange}' does not exist: a move creates no exchange; declare it first (kmq declare -e ${o.toExchange} …)`,
     );
   });
+  const sameBroker = publisher.connection !== undefined && brokerIdentity(publisher.connection) === source;
+  if (sameBroker && (o.to ?? (o.toExchange === "" ? o.routingKey : undefined)) === o.from) {
+    await publisher.close();
+    throw new UsageError(
+      `the target is the source: queue '${o.from}' on the same broker and vhost (however the URLs are ` +
+        `spelled): nothing would move; name another queue or exchange`,
+    );
+  }
   const moved: Moved = {
     taken: 0,
     counted: new TakenCount(2 * PREFETCH),
@@ -98,7 +108,9 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
     () => `kmq: moved ${moved.confirmed} message(s) (${perSecond(moved.confirmed, moved.started)} msg/s)`,
   );
   try {
-    await moveAll(o, io, publisher, moved, sieve);
+    // through the default exchange with each message's own key, a key naming the source loops
+    const loopsBack = sameBroker && o.toExchange === "" && o.routingKey === undefined;
+    await moveAll(o, io, publisher, moved, sieve, loopsBack);
     await publisher.drain();
   } finally {
     clearProgress();
@@ -149,7 +161,8 @@ async function moveAll(
   io: MoveIo,
   publisher: Publisher,
   moved: Moved,
-  sieve?: Sieve,
+  sieve: Sieve | undefined,
+  loopsBack: boolean,
 ): Promise<void> {
   let lostAt: number | undefined;
   for (;;) {
@@ -164,7 +177,7 @@ async function moveAll(
       continue;
     }
     try {
-      await moveFrom(client, o, io, publisher, moved, sieve);
+      await moveFrom(client, o, io, publisher, moved, sieve, loopsBack);
       return;
     } catch (err) {
       if (!(err instanceof SourceLost)) throw err;
@@ -182,7 +195,8 @@ async function moveFrom(
   io: MoveIo,
   publisher: Publisher,
   moved: Moved,
-  sieve?: Sieve,
+  sieve: Sieve | undefined,
+  loopsBack: boolean,
 ): Promise<void> {
   let lost: Error | undefined;
   let failure: KmqError | undefined;
@@ -245,6 +259,14 @@ async function moveFrom(
       }
       continue;
     }
+    if (loopsBack && msg.routingKey === o.from) {
+      await msg.nack(true).catch(() => {});
+      failure = new DeliveryError(
+        `message ${moved.taken + 1} has the routing key '${o.from}': through the default exchange it would go ` +
+          `back into the source, so the move stopped there (it stays in '${o.from}'); give --routing-key or --to`,
+      );
+      break;
+    }
     moved.taken++;
     if (o.count !== undefined) moved.counted.take(msg);
     if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
@@ -280,6 +302,22 @@ async function moveFrom(
       `the target refused ${moved.failed} message(s) (the first, ${moved.firstRefused}, ${why}): ` +
         `the move stopped and they stay in queue '${o.from}'`,
     );
+  }
+}
+
+/** Checks that the source queue exists; the broker and vhost it is on ({@link brokerIdentity}). */
+async function checkSource(o: MoveOptions, io: MoveIo): Promise<string> {
+  const client = await connect({ broker: o.broker, name: "kmq move", log: io.log });
+  try {
+    const ch = await client.channel();
+    await ch.queueDeclare(o.from, { passive: true }).catch((err) => {
+      throw new KmqError(ExitCode.brokerRefused, `queue '${o.from}' does not exist: nothing to move`, {
+        cause: classifyError(err, "checking the source"),
+      });
+    });
+    return brokerIdentity(client);
+  } finally {
+    await closeQuietly(client);
   }
 }
 

@@ -231,6 +231,11 @@ export class Publisher {
   }
 
   /** The failure that ended publishing, if any (its message already says what was confirmed). */
+  /** The connection to the broker published to, while there is one. */
+  get connection(): AMQPClient | undefined {
+    return this.link?.client;
+  }
+
   get failure(): KmqError | undefined {
     return this.fatal;
   }

@@ -175,3 +175,40 @@ Deno.test("a stream read from offset 2147483648 or 4294967295 starts there, not 
     }
   });
 });
+
+Deno.test("move into its own source is refused however the URLs are spelled; nothing duplicated", async () => {
+  const src = unique("kmq-src");
+  await withCleanup({ queues: [src] }, async (client) => {
+    const p = await run(["produce", "-e", "", "-r", src, "-q", src, "--lines"], { stdin: numbered(100) });
+    assertEquals(p.code, 0, p.stderr);
+    const local = "amqp://guest:guest@localhost:5672";
+    const cases = [
+      ["--url", `${local}/`, "--to", src, "--to-url", "amqp://guest:guest@127.0.0.1:5672"],
+      ["--url", local, "--to", src, "--to-url", "amqp://guest:guest@127.0.0.1:5672/%2F"],
+      ["--to-exchange", "", "-r", src],
+    ];
+    for (const args of cases) {
+      const r = await run(["move", "--from", src, ...args], { timeoutMs: BOUND });
+      assertFailure(r, 2, /^kmq: the target is the source: queue '.*' on the same broker and vhost/);
+      assertEquals(await queueDepth(client, src), 100, args.join(" "));
+    }
+    // each message's own key through the default exchange: the first that names the source stops it
+    const r = await run(["move", "--from", src, "--to-exchange", ""], { timeoutMs: BOUND });
+    assertEquals(r.code, 7, r.stderr);
+    assertMatch(
+      r.stderr,
+      /message 1 has the routing key '.*': through the default exchange it would go back/,
+    );
+    const left = (await drain(client, src)).map((m) => m.bodyToString());
+    assertEquals(left.sort(), numbered(100).trimEnd().split("\n").sort());
+  });
+});
+
+Deno.test("move from a missing source: exit 6 before anything, and the target queue is not created", async () => {
+  const [src, dst] = [unique("kmq-missing"), unique("kmq-dst")];
+  await withCleanup({ queues: [dst] }, async (client) => {
+    const r = await run(["move", "--from", src, "--to", dst], { timeoutMs: BOUND });
+    assertFailure(r, 6, new RegExp(`^kmq: queue '${src}' does not exist: nothing to move`));
+    assertEquals(await queueDepth(client, dst), -1);
+  });
+});
