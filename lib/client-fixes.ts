@@ -96,7 +96,10 @@ export function installClientFixes(): void {
   const parseFrames = proto.parseFrames;
   proto.parseFrames = function (this: AMQPClient, view: AMQPView): void {
     // the client hands one whole frame at a time to parseFrames
-    if (view.getUint8(0) === METHOD_FRAME && view.getUint16(7) === CONNECTION && view.getUint16(9) === CONNECTION_START) {
+    if (
+      view.getUint8(0) === METHOD_FRAME && view.getUint16(7) === CONNECTION &&
+      view.getUint16(9) === CONNECTION_START
+    ) {
       serverProperties.set(this, (view as unknown as TableReader).getTable(13)[0]); // after the version octets
     } else if (
       view.byteLength > NACK_FLAGS_AT && view.getUint8(0) === METHOD_FRAME && view.getUint16(7) === BASIC &&

@@ -59,7 +59,8 @@ export abstract class ConsumeLoop {
   failed = 0;
   end: LoopEnd = "done";
   private idleTimer?: ReturnType<typeof setTimeout>;
-  protected readonly prefetch: number;
+  /** The consumer's window; --count narrows it as the end nears ({@link narrowWindow}). */
+  protected prefetch: number;
   /** Broker-side auto-ack; with --no-ack and --count kmq acks on receipt instead, so prefetch holds. */
   protected readonly brokerAck: boolean;
 
@@ -147,6 +148,12 @@ export abstract class ConsumeLoop {
       const bound = exchange === "" ? "" : ` (bound to ${exchange}/${bindingKeys.join(", ")})`;
       this.io.log.warn(`waiting on queue '${this.queue}'${bound}; Ctrl-C to stop`);
     }
+  }
+
+  /** Gives the consumer a window of `n` messages from now on (a new consumer on the same channel). */
+  protected async narrowWindow(n: number): Promise<void> {
+    this.prefetch = n;
+    await this.source?.resize(n);
   }
 
   /** Waits until a delivery, a stop or the end of a running job wakes the loop. */

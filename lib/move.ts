@@ -262,7 +262,9 @@ async function moveFrom(
     if (loopsBack && msg.routingKey === o.from) {
       await msg.nack(true).catch(() => {});
       failure = new DeliveryError(
-        `message ${moved.taken + 1} has the routing key '${o.from}': through the default exchange it would go ` +
+        `message ${
+          moved.taken + 1
+        } has the routing key '${o.from}': through the default exchange it would go ` +
           `back into the source, so the move stopped there (it stays in '${o.from}'); give --routing-key or --to`,
       );
       break;

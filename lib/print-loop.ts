@@ -3,6 +3,12 @@ import { Buffer } from "node:buffer";
 import { ConsumeLoop, decoded, readerGone, write } from "./consume-loop.ts";
 import { formatMessage, forTerminal } from "./formats.ts";
 
+/**
+ * How long without a delivery before messages written but held unacked (near --count) are settled:
+ * a broker restart while kmq waits would otherwise redeliver what was already written.
+ */
+const SETTLE_IDLE_MS = 200;
+
 /** Kombu treats a message without a content type as `application/data`. */
 const KOMBU_UNTYPED = "application/data";
 
@@ -27,8 +33,29 @@ export class PrintLoop extends ConsumeLoop {
         continue;
       }
       if (this.stopping) break;
+      if (this.deferredAck && o.count !== undefined) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const idle = await Promise.race([
+          this.sleep().then(() => false),
+          new Promise<boolean>((r) => timer = setTimeout(() => r(true), SETTLE_IDLE_MS)),
+        ]);
+        clearTimeout(timer);
+        if (idle && this.inbox.length === 0 && !this.stopping) await this.settleWritten(o.count);
+        continue;
+      }
       await this.sleep();
     }
+  }
+
+  /**
+   * Acks what was written but held back (an ack would have let the broker send more than --count),
+   * after narrowing the consumer's window to what --count still takes: nothing written waits unacked.
+   */
+  private async settleWritten(count: number): Promise<void> {
+    const last = this.deferredAck!;
+    await this.narrowWindow(count - this.handled);
+    await last.channel.basicAck(last.deliveryTag, true);
+    if (this.deferredAck === last) this.deferredAck = undefined;
   }
 
   protected async finish(): Promise<void> {

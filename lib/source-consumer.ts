@@ -30,12 +30,15 @@ export class SourceConsumer {
   private cancelled = false;
   /** The subscription (or renewal) under way. */
   private starting?: Promise<void>;
+  private window: number;
 
   constructor(
     private readonly channel: AMQPChannel,
     private readonly queue: string,
     private readonly o: SourceOptions,
-  ) {}
+  ) {
+    this.window = o.window;
+  }
 
   /** Starts consuming; resolves once the broker said consume-ok. */
   start(): Promise<void> {
@@ -58,6 +61,23 @@ export class SourceConsumer {
       () => this.consumer === consumer && this.o.ended(), // not when kmq cancelled or renewed it
       (err) => this.consumer === consumer && this.o.ended(err),
     );
+  }
+
+  /**
+   * Replaces the consumer with one whose window is `window` (RabbitMQ applies a per-consumer
+   * prefetch to consumers started after it). Deliveries sent before the old consumer's cancel-ok
+   * still reach `deliver`; what it holds unacked stays so, and acking it no longer opens the window.
+   */
+  async resize(window: number): Promise<void> {
+    await this.starting?.catch(() => {});
+    const old = this.consumer;
+    this.consumer = undefined;
+    await old?.cancel();
+    await this.channel.basicQos(window);
+    this.window = window;
+    if (this.cancelled) return;
+    this.starting = this.subscribe();
+    await this.starting;
   }
 
   /** Cancels the consumer: no more deliveries; what is unacked stays so until acked or closed. */
@@ -84,7 +104,7 @@ export class SourceConsumer {
       if (!this.o.noAck) msg.ack().catch(() => {});
       return false;
     }
-    if (++this.heldHere >= this.o.window) this.renew();
+    if (++this.heldHere >= this.window) this.renew();
     return false;
   }
 

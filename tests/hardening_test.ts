@@ -4,7 +4,16 @@
  * bounded time with every message accounted for.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, drain, queueDepth, run, unique, withCleanup } from "./helpers.ts";
+import {
+  assertFailure,
+  drain,
+  queueDepth,
+  run,
+  sleep,
+  startConsumer,
+  unique,
+  withCleanup,
+} from "./helpers.ts";
 
 /** Fails a hang within this, instead of stalling the suite: every case here ends in a few seconds. */
 const BOUND = 30_000;
@@ -210,5 +219,52 @@ Deno.test("move from a missing source: exit 6 before anything, and the target qu
     const r = await run(["move", "--from", src, "--to", dst], { timeoutMs: BOUND });
     assertFailure(r, 6, new RegExp(`^kmq: queue '${src}' does not exist: nothing to move`));
     assertEquals(await queueDepth(client, dst), -1);
+  });
+});
+
+/** Messages delivered to a consumer and not yet acked, as the broker counts them. */
+async function unacked(q: string): Promise<number> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["list_queues", "-q", "--formatter", "json", "name", "messages_unacknowledged"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const rows = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    name: string;
+    messages_unacknowledged: number;
+  }[];
+  return rows.find((r) => r.name === q)?.messages_unacknowledged ?? -1;
+}
+
+Deno.test("consume -n: what was written is acked while kmq waits for more, and -n still takes exactly N", async () => {
+  const q = unique("kmq-q");
+  await withCleanup({ queues: [q] }, async (client) => {
+    const p = await run(["produce", "-e", "", "-r", q, "-q", q, "--lines"], { stdin: numbered(928) });
+    assertEquals(p.code, 0, p.stderr);
+    const consumer = await startConsumer(["-e", "", "-q", q, "-n", "1000", "-p", "100", "-o", "json"]);
+    try {
+      await consumer.waitForLines(928, BOUND);
+      let held = -1;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+        held = await unacked(q);
+        if (held === 0) break;
+        await sleep(200);
+      }
+      assertEquals(held, 0, "every written message acked while waiting");
+      const more = await run(["produce", "-e", "", "-r", q, "-q", q, "--lines"], {
+        stdin: numbered(100, "more "),
+      });
+      assertEquals(more.code, 0, more.stderr);
+      const r = await consumer.result();
+      assertEquals(r.code, 0, r.stderr);
+      const bodies = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).body);
+      assertEquals(bodies, [
+        ...numbered(928).trimEnd().split("\n"),
+        ...numbered(72, "more ").trimEnd().split("\n"),
+      ]);
+      assertEquals(await queueDepth(client, q), 28);
+    } finally {
+      consumer.kill();
+    }
   });
 });
