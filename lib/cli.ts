@@ -1064,6 +1064,12 @@ function buildMove(program: Command, done: Done): void {
       seconds("--retry-timeout"),
       60,
     )
+    .option(
+      "--stop-timeout <seconds>",
+      "after Ctrl-C or SIGTERM, wait this long for the target's confirms (then exit 7; unconfirmed stay in the source)",
+      seconds("--stop-timeout"),
+      5,
+    )
     .addHelpText(
       "after",
       `
@@ -1095,6 +1101,7 @@ Examples:
           setHeaders: o.setHeader,
           dropHeaders: o.dropHeader ?? [],
           retryTimeout: o.retryTimeout,
+          stopTimeout: o.stopTimeout,
           filter: o.filter,
           rate: o.rate,
         },

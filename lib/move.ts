@@ -35,6 +35,8 @@ export interface MoveOptions extends GlobalOptions {
   setHeaders: FieldTable;
   dropHeaders: string[];
   retryTimeout: number;
+  /** After a stop signal, seconds to wait for the target's confirms of what is in flight. */
+  stopTimeout: number;
   /** Messages per second at most. */
   rate?: number;
   /** A CEL condition: only matching messages move; the others stay in the source. */
@@ -107,12 +109,14 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
     io.stderr,
     () => `kmq: moved ${moved.confirmed} message(s) (${perSecond(moved.confirmed, moved.started)} msg/s)`,
   );
+  const stopTimer = publisher.boundStop(o.stopTimeout, io.stop);
   try {
     // through the default exchange with each message's own key, a key naming the source loops
     const loopsBack = sameBroker && o.toExchange === "" && o.routingKey === undefined;
     await moveAll(o, io, publisher, moved, sieve, loopsBack);
     await publisher.drain();
   } finally {
+    stopTimer.dispose();
     clearProgress();
     await publisher.close();
     io.log.warn(

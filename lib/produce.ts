@@ -224,7 +224,7 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
     const c = publisher.counts;
     return `kmq: sent ${c.published}, confirmed ${c.confirmed} (${perSecond(c.published, started)} msg/s)`;
   });
-  const stopTimer = boundStop(o, publisher, io.stop);
+  const stopTimer = publisher.boundStop(o.stopTimeout, io.stop);
   try {
     await publishAll(o, io, publisher, started, input);
   } finally {
@@ -275,31 +275,6 @@ async function publishAll(
     );
   }
   if (publisher.counts.published === 0) throw new InputError("nothing to send: standard input was empty");
-}
-
-/**
- * After a stop signal, confirms get --stop-timeout seconds to come (a memory alarm or a full
- * queue that rejects may hold them back forever); then kmq gives up waiting: exit 7 naming them.
- */
-function boundStop(o: ProduceOptions, publisher: Publisher, stop?: AbortSignal): { dispose(): void } {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const onStop = () => {
-    timer = setTimeout(() => {
-      publisher.abandon(
-        new DeliveryError(
-          `stopped by ${String(stop?.reason)}: no confirm within --stop-timeout ${o.stopTimeout} s; ` +
-            publisher.progress(),
-        ),
-      );
-    }, o.stopTimeout * 1000);
-  };
-  stop?.addEventListener("abort", onStop, { once: true });
-  return {
-    dispose: () => {
-      clearTimeout(timer);
-      stop?.removeEventListener("abort", onStop);
-    },
-  };
 }
 
 function summary(p: Publisher, started: number): string {

@@ -231,6 +231,30 @@ export class Publisher {
   }
 
   /** The failure that ended publishing, if any (its message already says what was confirmed). */
+  /**
+   * After a stop signal, confirms get `seconds` to come (a memory alarm or a full queue that
+   * rejects may hold them back for ever); then publishing is abandoned: exit 7 naming them.
+   */
+  boundStop(seconds: number, stop: AbortSignal | undefined): { dispose(): void } {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onStop = () => {
+      timer = setTimeout(() => {
+        this.abandon(
+          new DeliveryError(
+            `stopped by ${String(stop?.reason)}: no confirm within --stop-timeout ${seconds} s; ${this.progress()}`,
+          ),
+        );
+      }, seconds * 1000);
+    };
+    stop?.addEventListener("abort", onStop, { once: true });
+    return {
+      dispose: () => {
+        clearTimeout(timer);
+        stop?.removeEventListener("abort", onStop);
+      },
+    };
+  }
+
   /** The connection to the broker published to, while there is one. */
   get connection(): AMQPClient | undefined {
     return this.link?.client;

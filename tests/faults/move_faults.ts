@@ -3,7 +3,7 @@
  * killed -9 mid-move. The source is the shared broker. Every message ends up in the target at
  * least once, or is still in the source: none lost.
  */
-import { assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Running, TEST_URL, unique, withCleanup } from "../helpers.ts";
 import { account, fill, finish, takeAll, waitFor } from "./scenarios.ts";
 import { scenario } from "./scenarios.ts";
@@ -104,3 +104,50 @@ scenario("17: the source broker restarted during move -n 30,000 of 40,000 messag
     assertEquals(distinct, count, `distinct messages moved (${again} redelivered and moved again)`);
   });
 });
+
+scenario(
+  "18: Ctrl-C while the target is under a memory alarm: --stop-timeout bounds the wait",
+  async (node) => {
+    const [src, dst] = [unique("f18src"), unique("f18dst")];
+    const total = 2_000;
+    await withCleanup({ queues: [src] }, async () => {
+      await fill(TEST_URL, src, total);
+      const started = performance.now();
+      await node.setMemoryAlarm();
+      try {
+        const m = new Running([
+          "move",
+          "--from",
+          src,
+          "--to",
+          dst,
+          "--to-url",
+          node.url,
+          "--stop-timeout",
+          "2",
+        ]);
+        await m.waitForStderr("the broker blocked publishing", 30_000);
+        const signalled = performance.now();
+        m.kill("SIGINT");
+        const r = await finish(m, 30_000, "move stopped under a memory alarm");
+        assertEquals(r.code, 7, r.stderr);
+        assertMatch(r.stderr, /stopped by SIGINT: no confirm within --stop-timeout 2 s/);
+        const waited = performance.now() - signalled;
+        assert(waited < 20_000, `ended ${Math.round(waited)} ms after the signal`);
+      } finally {
+        await node.clearMemoryAlarm();
+      }
+      // the unconfirmed went back to the source; some may have reached the target too (at-least-once)
+      const moved = await takeAll(node.url, dst);
+      const left = await takeAll(TEST_URL, src);
+      await account(
+        "18 move stopped, target blocked",
+        total,
+        [...moved, ...left],
+        started,
+        `${left.length} left`,
+      );
+      assert(left.length > 0, "the move did not finish before the signal");
+    });
+  },
+);
