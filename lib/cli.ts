@@ -63,6 +63,7 @@ function globalsOf(cmd: { optsWithGlobals(): OptionValues }): GlobalOptions {
       // from the environment only: a password on the command line shows up in `ps`
       password: process.env.KMQ_PASSWORD || undefined,
       passwordFile: g.passwordFile,
+      apiUrl: process.env.KMQ_API_URL || undefined,
     },
     verbose: g.verbose,
   };
@@ -141,6 +142,8 @@ export interface ConsumeOptions extends GlobalOptions {
   filter?: string;
   /** Ack (drop) the messages --filter does not match, instead of holding them for the queue. */
   ackUnmatched: boolean;
+  /** --filter may hold messages of a quorum queue whose delivery limit counts their return. */
+  acceptDeliveryCount: boolean;
 }
 
 export interface CelerySendOptions extends GlobalOptions {
@@ -403,7 +406,7 @@ Examples:
   kmq call -e "" -r rpc "question"         # RPC: send a request, print the reply
 
 Environment: KMQ_URL (the broker URL), KMQ_PASSWORD (wins over the URL's password), KMQ_PASSWORD_FILE,
-KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
+KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name), KMQ_API_URL (the management API, as --api-url). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
 4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered,
 8 messages a command failed on, 9 consumer cancelled by the broker, 130/143 stopped by SIGINT/SIGTERM,
 141 the reader of stdout went away. Reference: docs/reference.md.`;
@@ -699,6 +702,11 @@ function consumeCommand(program: Command) {
       "with --filter on a named queue: ack (remove) the messages that do not match",
       false,
     )
+    .option(
+      "--accept-delivery-count",
+      "with --filter on a quorum queue with a delivery limit (RabbitMQ < 4.3): hold unmatched messages anyway",
+      false,
+    )
     .option("--decode", "undo content_encoding gzip or deflate before output or the command", false)
     .option("--reply", "with a command: publish its stdout to the message's reply_to (RPC)", false)
     .option("--reply-content-type <type>", "content type of replies", "text/plain")
@@ -799,6 +807,7 @@ function consumeOptionsFrom(command: string[], o: ConsumeParsed, cmd: ConsumeCom
     replyContentType: o.replyContentType,
     filter: o.filter,
     ackUnmatched: o.ackUnmatched,
+    acceptDeliveryCount: o.acceptDeliveryCount,
   };
 }
 
@@ -1013,14 +1022,24 @@ function buildUnbind(program: Command, done: Done): void {
 
 function buildPeek(program: Command, done: Done): void {
   program.command("peek")
-    .description("show the first messages of a queue and put them back (order unchanged)")
+    .description("show the first messages of a queue and put them back (order kept on classic queues)")
     .requiredOption("-q, --queue <name>", "the queue", shortString("--queue"))
     .option("-n, --count <n>", "at most n messages", integer("--count", 1, 65535), 10)
     .addOption(
       new Option("-o, --format <format>", "line, raw or json (as consume)").choices(FORMATS).default("line"),
     )
+    .option(
+      "--accept-delivery-count",
+      "on a quorum queue with a delivery limit (RabbitMQ < 4.3): peek anyway, though each message put back counts a delivery",
+    )
     .action((o, cmd) => {
-      const operation = { op: "peek" as const, queue: o.queue, count: o.count, format: o.format as Format };
+      const operation = {
+        op: "peek" as const,
+        queue: o.queue,
+        count: o.count,
+        format: o.format as Format,
+        acceptDeliveryCount: o.acceptDeliveryCount === true,
+      };
       done({ command: "operate", options: { ...globalsOf(cmd), operation } });
     });
 }
@@ -1057,6 +1076,10 @@ function buildMove(program: Command, done: Done): void {
     )
     .option("--drop-header <name>", "remove this header, e.g. x-death (repeatable)", collect)
     .option("--filter <expr>", "move only messages this CEL condition is true for (the others stay)")
+    .option(
+      "--accept-delivery-count",
+      "with --filter on a quorum queue with a delivery limit (RabbitMQ < 4.3): leave unmatched messages anyway",
+    )
     .option("--rate <msgs/s>", "move at most this many messages per second", positive("--rate"))
     .option(
       "--retry-timeout <seconds>",
@@ -1103,6 +1126,7 @@ Examples:
           retryTimeout: o.retryTimeout,
           stopTimeout: o.stopTimeout,
           filter: o.filter,
+          acceptDeliveryCount: o.acceptDeliveryCount === true,
           rate: o.rate,
         },
       });

@@ -28,6 +28,8 @@ export interface BrokerOptions {
   password?: string;
   /** A file whose first line is the password; wins over `password` and the URL (--password-file). */
   passwordFile?: string;
+  /** The management API's address when it is not the AMQP host's :15672 (KMQ_API_URL, --api-url). */
+  apiUrl?: string;
 }
 
 export interface ConnectOptions {

@@ -9,6 +9,7 @@ import { declareTopology, topologyFrom } from "./declarations.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
 import type { Sieve } from "./filter.ts";
 import { PrintLoop } from "./print-loop.ts";
+import { guardRequeues } from "./queue-facts.ts";
 
 export type { ConsumeIo } from "./consume-loop.ts";
 
@@ -81,6 +82,9 @@ async function consumeAll(o: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Prom
       if (queue === undefined) throw new Error("consume needs a queue");
       if (previousQueue !== undefined && queue !== previousQueue) {
         io.log.warn(`the server-named queue '${previousQueue}' is gone; consuming from '${queue}' now`);
+      }
+      if (sieve?.hold && previousQueue === undefined) {
+        await guardRequeues(client, queue, o.broker, "--filter", o.acceptDeliveryCount, io.log);
       }
       previousQueue = queue;
       // --count counts across reconnects

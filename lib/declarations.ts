@@ -245,7 +245,7 @@ function confirmStep(channel: AMQPChannel, confirm: boolean): Promise<unknown> |
   });
 }
 
-interface Mismatch {
+export interface Mismatch {
   kind: "queue" | "exchange";
   name: string;
   argument: string;
@@ -255,7 +255,7 @@ interface Mismatch {
 }
 
 /** RabbitMQ's "inequivalent arg 'x' for queue 'q' …: received A but current is B", taken apart. */
-function inequivalent(err: unknown): Mismatch | undefined {
+export function inequivalent(err: unknown): Mismatch | undefined {
   const text = err instanceof Error ? err.message : String(err);
   const m =
     /inequivalent arg '([^']+)' for (queue|exchange) '([^']*)' in vhost '[^']*': received (.+?) but current is (.+?)(?:; |$)/
@@ -272,7 +272,7 @@ function existing(m: Mismatch): string {
 }
 
 /** 'quorum' from "the value 'quorum' of type 'longstr'", 'true' from "'true'", none from "none". */
-function valueOf(worded: string): string {
+export function valueOf(worded: string): string {
   return /'([^']*)'/.exec(worded)?.[1] ?? worded;
 }
 

@@ -27,7 +27,7 @@ export interface ManagementApi {
 }
 
 /** Where the API is and how to log in to it, from the broker options and --api-url. */
-export async function managementApi(broker: BrokerOptions, apiUrl?: string): Promise<ManagementApi> {
+export async function managementApi(broker: BrokerOptions, apiUrl = broker.apiUrl): Promise<ManagementApi> {
   const [first] = parseBrokerUrls(broker.url, "kmq info");
   const amqp = new URL(first!.href);
   const tls = amqp.protocol === "amqps:";
@@ -61,7 +61,7 @@ export async function managementApi(broker: BrokerOptions, apiUrl?: string): Pro
 }
 
 /** GETs `path` (under /api/) and parses its JSON; every failure is a KmqError naming the fix. */
-export function getJson(api: ManagementApi, path: string): Promise<unknown> {
+export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS): Promise<unknown> {
   const url = new URL(path, api.base);
   const request = url.protocol === "https:" ? httpsRequest : httpRequest;
   const auth = Buffer.from(`${api.user}:${api.password}`).toString("base64");
@@ -69,7 +69,7 @@ export function getJson(api: ManagementApi, path: string): Promise<unknown> {
     const req = request(url, {
       method: "GET",
       headers: { authorization: `Basic ${auth}`, accept: "application/json" },
-      timeout: TIMEOUT_MS,
+      timeout: timeoutMs,
       ...api.tls,
     }, (res) => {
       const chunks: Uint8Array[] = [];
@@ -104,7 +104,7 @@ export function getJson(api: ManagementApi, path: string): Promise<unknown> {
         }
       });
     });
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
     req.on("error", (err: Error & { code?: string }) => {
       const why = err.code === "ECONNREFUSED" ? "connection refused" : err.message;
       reject(unreachable(api, why));

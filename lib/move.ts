@@ -20,6 +20,7 @@ import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import { SourceConsumer } from "./source-consumer.ts";
 import { TakenCount } from "./taken-count.ts";
 import { brokerIdentity, timestampOf } from "./client-fixes.ts";
+import { guardRequeues } from "./queue-facts.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -41,6 +42,8 @@ export interface MoveOptions extends GlobalOptions {
   rate?: number;
   /** A CEL condition: only matching messages move; the others stay in the source. */
   filter?: string;
+  /** --filter may leave messages in a quorum queue whose delivery limit counts their return. */
+  acceptDeliveryCount: boolean;
 }
 
 export interface MoveIo {
@@ -64,7 +67,7 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
     ? undefined
     : { filter: new (await import("./filter.ts")).MessageFilter(o.filter), hold: true, unmatched: 0 };
   // the source is checked first: a missing one creates no target queue and moves nothing
-  const source = await checkSource(o, io);
+  const source = await checkSource(o, io, sieve !== undefined);
   const publisher = new Publisher({
     broker: o.toBroker,
     topology: topologyFrom({
@@ -312,7 +315,7 @@ async function moveFrom(
 }
 
 /** Checks that the source queue exists; the broker and vhost it is on ({@link brokerIdentity}). */
-async function checkSource(o: MoveOptions, io: MoveIo): Promise<string> {
+async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): Promise<string> {
   const client = await connect({ broker: o.broker, name: "kmq move", log: io.log });
   try {
     const ch = await client.channel();
@@ -321,6 +324,7 @@ async function checkSource(o: MoveOptions, io: MoveIo): Promise<string> {
         cause: classifyError(err, "checking the source"),
       });
     });
+    if (holds) await guardRequeues(client, o.from, o.broker, "--filter", o.acceptDeliveryCount, io.log);
     return brokerIdentity(client);
   } finally {
     await closeQuietly(client);

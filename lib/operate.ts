@@ -7,7 +7,8 @@ import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-clien
 import type { GlobalOptions } from "./cli.ts";
 import { closeQuietly, connect } from "./connection.ts";
 import type { Writable } from "node:stream";
-import { write } from "./consume-loop.ts";
+import { readerGone, write } from "./consume-loop.ts";
+import { guardRequeues, queueFacts } from "./queue-facts.ts";
 import { classifyError, ExitCode, KmqError } from "./errors.ts";
 import { type Format, formatMessage, forTerminal } from "./formats.ts";
 import type { Log } from "./log.ts";
@@ -22,7 +23,7 @@ export type Operation =
   | { op: "delete-queue"; queue: string; ifEmpty: boolean; ifUnused: boolean }
   | { op: "delete-exchange"; exchange: string; ifUnused: boolean }
   | { op: "unbind"; exchange: string; queue: string; keys: string[]; args: Record<string, unknown> }
-  | { op: "peek"; queue: string; count: number; format: Format };
+  | { op: "peek"; queue: string; count: number; format: Format; acceptDeliveryCount: boolean };
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -32,22 +33,43 @@ export type OperateOptions = GlobalOptions & { operation: Operation };
 export async function cmdOperate(o: OperateOptions, io: OperateIo): Promise<void> {
   const client = await connect({ broker: o.broker, name: `kmq ${o.operation.op}`, log: io.log });
   try {
-    const line = await operate(client, o.operation, io);
+    const line = await operate(client, o, io);
     if (line) await write(io.stdout, text(`${line}\n`));
+  } catch (err) {
+    if (!readerGone(err)) throw err;
+    throw new KmqError(
+      ExitCode.readerGone,
+      "the reader of stdout went away: nothing was taken (a peek puts every message back)",
+    );
   } finally {
     await closeQuietly(client);
   }
 }
 
-async function operate(client: AMQPClient, op: Operation, io: OperateIo): Promise<string | undefined> {
+async function operate(client: AMQPClient, o: OperateOptions, io: OperateIo): Promise<string | undefined> {
+  const op = o.operation;
   switch (op.op) {
     case "purge": {
       const ch = await existingQueue(client, op.queue, "purge");
+      if ((await queueFacts(client, op.queue, o.broker)).type === "stream") {
+        throw new KmqError(
+          ExitCode.brokerRefused,
+          `queue '${op.queue}' is a stream: streams cannot be purged (their retention, x-max-age and ` +
+            "x-max-length-bytes, removes old messages); delete it instead",
+        );
+      }
       const { messageCount } = await attempt(`purging queue '${op.queue}'`, () => ch.queuePurge(op.queue));
       return `purged ${messageCount} message(s) from queue '${op.queue}'`;
     }
     case "delete-queue": {
       const ch = await existingQueue(client, op.queue, "delete");
+      if (op.ifEmpty && (await queueFacts(client, op.queue, o.broker)).type === "stream") {
+        throw new KmqError(
+          ExitCode.brokerRefused,
+          `queue '${op.queue}' is a stream: the broker does not count a stream's messages, so --if-empty ` +
+            "cannot be checked; look with 'kmq peek', then delete it without --if-empty",
+        );
+      }
       const { messageCount } = await attempt(
         `deleting queue '${op.queue}'`,
         () => ch.queueDelete(op.queue, { ifEmpty: op.ifEmpty, ifUnused: op.ifUnused }),
@@ -81,8 +103,13 @@ async function operate(client: AMQPClient, op: Operation, io: OperateIo): Promis
       }
       return undefined;
     }
-    case "peek":
-      return await peek(client, op, io);
+    case "peek": {
+      await existingQueue(client, op.queue, "peek at");
+      const facts = await guardRequeues(client, op.queue, o.broker, "peek", op.acceptDeliveryCount, io.log);
+      const shown = facts.type === "stream" ? await peekStream(client, op, io) : await peek(client, op, io);
+      if (shown === 0) io.log.warn(`queue '${op.queue}' is empty`);
+      return undefined;
+    }
   }
 }
 
@@ -91,26 +118,65 @@ async function operate(client: AMQPClient, op: Operation, io: OperateIo): Promis
  * channel: the broker puts every one back where it was (marked redelivered). Nothing is acked,
  * whatever happens, so a peek can take nothing away.
  */
-async function peek(
-  client: AMQPClient,
-  op: Extract<Operation, { op: "peek" }>,
-  io: OperateIo,
-): Promise<undefined> {
-  const ch = await existingQueue(client, op.queue, "peek at");
-  const tty = io.stdout.isTTY === true;
+async function peek(client: AMQPClient, op: PeekOperation, io: OperateIo): Promise<number> {
+  const ch = await client.channel();
+  let shown = 0;
   try {
-    for (let i = 0; i < op.count; i++) {
+    for (; shown < op.count; shown++) {
       const msg: AMQPMessage | null = await attempt(
         `reading queue '${op.queue}'`,
         () => ch.basicGet(op.queue, { noAck: false }),
       );
       if (!msg) break;
-      await write(io.stdout, tty ? forTerminal(msg, op.format) : formatMessage(msg, op.format));
+      await show(msg, op, io);
     }
   } finally {
-    await ch.close().catch(() => {}); // the unacked messages go back, in their order
+    await ch.close().catch(() => {}); // the unacked messages go back (a classic queue keeps their order)
   }
-  return undefined;
+  return shown;
+}
+
+/** How long a stream read waits for one more message before taking the stream's end as reached. */
+const STREAM_END_MS = 1_000;
+
+/**
+ * A stream keeps its messages whatever a consumer does: the first `count` are read from its first
+ * offset (basic.get is not for streams) and the consumer cancelled.
+ */
+async function peekStream(client: AMQPClient, op: PeekOperation, io: OperateIo): Promise<number> {
+  const ch = await client.channel();
+  const taken: AMQPMessage[] = [];
+  let wake = () => {};
+  try {
+    await ch.basicQos(Math.min(op.count, 1000));
+    const consumer = await ch.basicConsume(op.queue, { noAck: false, args: { "x-stream-offset": "first" } }, (m) => {
+      if (taken.length < op.count) taken.push(m);
+      m.ack().catch(() => {}); // a stream's acks only open the window: nothing is removed
+      wake();
+    });
+    let shown = 0;
+    while (shown < op.count) {
+      if (shown === taken.length) {
+        const more = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), STREAM_END_MS);
+          wake = () => (clearTimeout(timer), resolve(true));
+        });
+        if (!more && shown === taken.length) break;
+        continue;
+      }
+      await show(taken[shown++]!, op, io);
+    }
+    await consumer.cancel().catch(() => {});
+    return shown;
+  } finally {
+    await ch.close().catch(() => {});
+  }
+}
+
+type PeekOperation = Extract<Operation, { op: "peek" }>;
+
+function show(msg: AMQPMessage, op: PeekOperation, io: OperateIo): Promise<void> {
+  return write(io.stdout, io.stdout.isTTY === true ? forTerminal(msg, op.format) : formatMessage(msg, op.format));
 }
 
 /** A channel on which the queue was found to exist (a passive declare); exit 6 if it does not. */

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { assertFailure, run, Running, sleep } from "./helpers.ts";
 import { makeCertificates } from "./certificates.ts";
-import { freePort, PrivateBroker } from "./private_broker.ts";
+import { freePort, PrivateBroker, waitForApi } from "./private_broker.ts";
 
 async function ctlJson(node: string, ...args: string[]): Promise<Record<string, unknown>[]> {
   const out = await new Deno.Command("rabbitmqctl", {
@@ -15,24 +15,6 @@ async function ctlJson(node: string, ...args: string[]): Promise<Record<string, 
     stderr: "null",
   }).output();
   return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
-/** The plugin starts a little after AMQP: wait for its HTTP listener. */
-async function waitForApi(port: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/api/overview`, {
-        headers: { authorization: `Basic ${btoa("guest:guest")}` },
-      });
-      await r.body?.cancel();
-      if (r.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`the management API on port ${port} did not answer`);
 }
 
 const sortBy = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : 1));

@@ -212,3 +212,21 @@ export class PrivateBroker {
     this.dir = "";
   }
 }
+
+/** The plugin starts a little after AMQP: wait for its HTTP listener. */
+export async function waitForApi(port: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/api/overview`, {
+        headers: { authorization: `Basic ${btoa("guest:guest")}` },
+      });
+      await r.body?.cancel();
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the management API on port ${port} did not answer`);
+}
