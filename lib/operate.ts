@@ -149,11 +149,15 @@ async function peekStream(client: AMQPClient, op: PeekOperation, io: OperateIo):
   let wake = () => {};
   try {
     await ch.basicQos(Math.min(op.count, 1000));
-    const consumer = await ch.basicConsume(op.queue, { noAck: false, args: { "x-stream-offset": "first" } }, (m) => {
-      if (taken.length < op.count) taken.push(m);
-      m.ack().catch(() => {}); // a stream's acks only open the window: nothing is removed
-      wake();
-    });
+    const consumer = await ch.basicConsume(
+      op.queue,
+      { noAck: false, args: { "x-stream-offset": "first" } },
+      (m) => {
+        if (taken.length < op.count) taken.push(m);
+        m.ack().catch(() => {}); // a stream's acks only open the window: nothing is removed
+        wake();
+      },
+    );
     let shown = 0;
     while (shown < op.count) {
       if (shown === taken.length) {
@@ -176,7 +180,10 @@ async function peekStream(client: AMQPClient, op: PeekOperation, io: OperateIo):
 type PeekOperation = Extract<Operation, { op: "peek" }>;
 
 function show(msg: AMQPMessage, op: PeekOperation, io: OperateIo): Promise<void> {
-  return write(io.stdout, io.stdout.isTTY === true ? forTerminal(msg, op.format) : formatMessage(msg, op.format));
+  return write(
+    io.stdout,
+    io.stdout.isTTY === true ? forTerminal(msg, op.format) : formatMessage(msg, op.format),
+  );
 }
 
 /** A channel on which the queue was found to exist (a passive declare); exit 6 if it does not. */

@@ -241,7 +241,9 @@ export class Publisher {
       timer = setTimeout(() => {
         this.abandon(
           new DeliveryError(
-            `stopped by ${String(stop?.reason)}: no confirm within --stop-timeout ${seconds} s; ${this.progress()}`,
+            `stopped by ${
+              String(stop?.reason)
+            }: no confirm within --stop-timeout ${seconds} s; ${this.progress()}`,
           ),
         );
       }, seconds * 1000);

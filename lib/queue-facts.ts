@@ -53,12 +53,13 @@ async function probeArguments(client: AMQPClient, queue: string): Promise<Record
       else if (m.argument === "auto_delete") flags.autoDelete = current === "true";
       else if (m.argument === "exclusive") flags.exclusive = current === "true";
       else if (m.current === "none") delete args[m.argument];
-      else args[m.argument] = /of type '(?:long|signedint|short|byte|unsignedint|unsignedshort|unsignedbyte)'/
-          .test(m.current)
-        ? Number(current)
-        : /of type 'bool'/.test(m.current)
-        ? current === "true"
-        : current;
+      else {args[m.argument] =
+          /of type '(?:long|signedint|short|byte|unsignedint|unsignedshort|unsignedbyte)'/
+              .test(m.current)
+            ? Number(current)
+            : /of type 'bool'/.test(m.current)
+            ? current === "true"
+            : current;}
     }
   }
   throw new Error(`queue '${queue}': its arguments could not be matched in ${MAX_PROBES} declarations`);
@@ -78,7 +79,11 @@ async function policyLimit(
 ): Promise<{ limit?: number; policy?: string } | undefined> {
   try {
     const api = await managementApi(broker);
-    const q = await getJson(api, `queues/${encodeURIComponent(vhost)}/${encodeURIComponent(queue)}`, 3_000) as {
+    const q = await getJson(
+      api,
+      `queues/${encodeURIComponent(vhost)}/${encodeURIComponent(queue)}`,
+      3_000,
+    ) as {
       policy?: string;
       effective_policy_definition?: Record<string, unknown>;
     };
@@ -89,7 +94,11 @@ async function policyLimit(
   }
 }
 
-export async function queueFacts(client: AMQPClient, queue: string, broker: BrokerOptions): Promise<QueueFacts> {
+export async function queueFacts(
+  client: AMQPClient,
+  queue: string,
+  broker: BrokerOptions,
+): Promise<QueueFacts> {
   const args = await probeArguments(client, queue);
   const type = String(args["x-queue-type"] ?? "classic");
   const [major, minor] = versionOf(brokerVersion(client));
@@ -103,7 +112,9 @@ export async function queueFacts(client: AMQPClient, queue: string, broker: Brok
   }
   const policy = await policyLimit(broker, client.vhost, queue);
   if (policy === undefined) facts.limitKnown = facts.deliveryLimit !== undefined;
-  else if (policy.limit !== undefined && (facts.deliveryLimit === undefined || policy.limit < facts.deliveryLimit)) {
+  else if (
+    policy.limit !== undefined && (facts.deliveryLimit === undefined || policy.limit < facts.deliveryLimit)
+  ) {
     facts.deliveryLimit = policy.limit;
     facts.limitSource = `policy '${policy.policy ?? "?"}'`;
   }
@@ -138,7 +149,9 @@ export async function guardRequeues(
     if (!accepted) throw new UsageError(`${risk}; add --accept-delivery-count to take that risk`);
     log.warn(`${risk} (accepted with --accept-delivery-count)`);
   } else if (facts.requeueCounts) {
-    log.info(`queue '${queue}' is a quorum queue without a delivery limit: ${what} raises each x-delivery-count it puts back`);
+    log.info(
+      `queue '${queue}' is a quorum queue without a delivery limit: ${what} raises each x-delivery-count it puts back`,
+    );
   }
   log.warn(
     `queue '${queue}' is a quorum queue: what ${what} puts back goes behind the messages not taken, ` +
