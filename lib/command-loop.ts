@@ -1,5 +1,5 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-import { ConsumeLoop, decoded, readerGone, write } from "./consume-loop.ts";
+import { ConsumeLoop, readerGone, write } from "./consume-loop.ts";
 import { KmqError, UsageError } from "./errors.ts";
 import { type OutputStream, runHandler, terminateRunningHandlers, type Verdict } from "./handler.ts";
 import { TypedField } from "./fields.ts";
@@ -92,9 +92,11 @@ export class CommandLoop extends ConsumeLoop {
 
   private async handle(msg: AMQPMessage): Promise<void> {
     const { o, io } = this;
-    if (o.decode && !(await decoded(msg, { log: io.log, settle: !this.brokerAck }))) {
-      this.failed++;
-      return;
+    const undecodable = await this.decodeOrPutBack(msg);
+    if (undecodable === "stopped") return;
+    if (undecodable !== undefined) {
+      if (o.ack) return await this.leaveUndecodable(msg, undecodable);
+      io.log.warn(`a message (${this.about(msg)}) goes to the command as received: ${undecodable}`);
     }
     const verdict = await runHandler(o.command, msg, {
       timeoutSeconds: o.execTimeout,

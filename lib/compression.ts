@@ -38,10 +38,13 @@ export async function compress(body: Uint8Array, method: Compression): Promise<U
   }
 }
 
-/** The body with the header's compression undone; throws an Error saying why it cannot be. */
-export async function decompress(body: Uint8Array, header: string): Promise<Uint8Array> {
+/**
+ * The body with the header's compression undone; throws an Error saying why it cannot be, or
+ * DecodeStopped when `stop` came first (slow decoders check it as they go).
+ */
+export async function decompress(body: Uint8Array, header: string, stop?: AbortSignal): Promise<Uint8Array> {
   const z = await zlib();
-  return bounded(() => undo(body, header, z));
+  return bounded(() => undo(body, header, z, stop));
 }
 
 /** node:zlib's own words for the limit are about Buffers; say what it means for the message. */
@@ -54,7 +57,7 @@ function bounded<T>(work: () => T): T {
   }
 }
 
-function undo(body: Uint8Array, header: string, z: Zlib): Promise<Uint8Array> | Uint8Array {
+function undo(body: Uint8Array, header: string, z: Zlib, stop?: AbortSignal): Promise<Uint8Array> | Uint8Array {
   const limit = { maxOutputLength: MAX_DECOMPRESSED };
   switch (header) {
     case COMPRESSIONS.zlib:
@@ -64,7 +67,7 @@ function undo(body: Uint8Array, header: string, z: Zlib): Promise<Uint8Array> | 
     case COMPRESSIONS.bzip2:
       return bzip2Decompress(body, MAX_DECOMPRESSED);
     case COMPRESSIONS.lzma:
-      return lzmaDecompress(body, MAX_DECOMPRESSED);
+      return lzmaDecompress(body, MAX_DECOMPRESSED, stop);
     case "application/zstd":
       throw new Error("kmq has no zstd decoder (it decodes zlib, bzip2, lzma and brotli)");
     default:

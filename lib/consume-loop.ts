@@ -12,6 +12,7 @@ import type { ConsumeOptions } from "./cli.ts";
 import { classifyError, ExitCode, KmqError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { decodeContent, decompress } from "./compression.ts";
+import { DecodeStopped } from "./lzma.ts";
 
 export interface ConsumeIo {
   /** Message data goes here; nothing else does. */
@@ -188,6 +189,33 @@ export abstract class ConsumeLoop {
     return this.inbox.length > 0;
   }
 
+  /**
+   * --decode met a body it cannot decode: it goes back to the queue untouched (a requeue; a
+   * classic queue puts it back in its place) and the loop stops, so it is neither lost nor taken
+   * again and again. Exit 8 names it.
+   */
+  protected async leaveUndecodable(msg: AMQPMessage, why: string): Promise<void> {
+    this.failed++;
+    this.stop();
+    this.io.log.warn(
+      `a message (${this.about(msg)}) stays in the queue: ${why}; kmq stops here (without --decode it is ` +
+        "taken as it is)",
+    );
+    await msg.nack(true).catch(() => {});
+  }
+
+  /** --decode with the stop signal: a body still being decoded when it came goes back untouched. */
+  protected async decodeOrPutBack(msg: AMQPMessage): Promise<string | undefined | "stopped"> {
+    if (!this.o.decode) return undefined;
+    try {
+      return await decodeBody(msg, this.io.stop);
+    } catch (err) {
+      if (!(err instanceof DecodeStopped)) throw err;
+      await msg.nack(true).catch(() => {});
+      return "stopped";
+    }
+  }
+
   /** "routing key 'k', message id 'm'": how a report names a message. */
   protected about(msg: AMQPMessage): string {
     return `routing key '${msg.routingKey}'${
@@ -198,30 +226,26 @@ export abstract class ConsumeLoop {
 
 /**
  * --decode: undoes Kombu's `compression` header (then drops it) and a gzip or deflate
- * content_encoding (then drops that). A body that does not decode is rejected without requeue and
- * reported; returns false then.
+ * content_encoding (then drops that). Returns undefined when the body is decoded (or needs no
+ * decoding), else why it does not decode; the message is left as it was. Throws DecodeStopped
+ * when a stop signal came first.
  */
-export async function decoded(msg: AMQPMessage, loop: { log: Log; settle: boolean }): Promise<boolean> {
+export async function decodeBody(msg: AMQPMessage, stop?: AbortSignal): Promise<string | undefined> {
   const headers = msg.properties.headers as Record<string, unknown> | undefined;
   const compression = typeof headers?.compression === "string" ? headers.compression : undefined;
   const encoding = msg.properties.contentEncoding?.toLowerCase();
   const encoded = encoding === "gzip" || encoding === "x-gzip" || encoding === "deflate";
-  if (compression === undefined && !encoded) return true;
+  if (compression === undefined && !encoded) return undefined;
   try {
     let body = msg.body ?? new Uint8Array(0);
-    if (compression !== undefined) body = await decompress(body, compression);
+    if (compression !== undefined) body = await decompress(body, compression, stop);
     if (encoded) body = await decodeContent(body, encoding!);
     msg.body = body;
     if (compression !== undefined) delete headers!.compression;
     if (encoded) delete msg.properties.contentEncoding;
-    return true;
+    return undefined;
   } catch (err) {
-    loop.log.warn(
-      `rejected a message (routing key '${msg.routingKey}') whose ${
-        compression ?? encoding
-      } body does not decode: ${(err as Error).message}`,
-    );
-    if (loop.settle) await msg.reject(false).catch(() => {});
-    return false;
+    if (err instanceof DecodeStopped) throw err;
+    return `its ${compression ?? encoding} body does not decode: ${(err as Error).message}`;
   }
 }

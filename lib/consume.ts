@@ -169,8 +169,8 @@ function outcome(o: ConsumeOptions, io: ConsumeIo, t: Totals, queue?: string, er
       ExitCode.notHandled,
       `${t.failed} message(s) not handled: ${
         o.command.length > 0
-          ? "the command failed for them (rejected or requeued"
-          : "they could not be shown (rejected"
+          ? "the command failed for them or their body did not decode (rejected, requeued or left in the queue"
+          : "their body did not decode or their type was refused (left in the queue or rejected"
       }, see above); ${did}`,
     );
   }

@@ -1,6 +1,6 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
-import { ConsumeLoop, decoded, readerGone, write } from "./consume-loop.ts";
+import { ConsumeLoop, readerGone, write } from "./consume-loop.ts";
 import { formatMessage, forTerminal } from "./formats.ts";
 
 /**
@@ -67,7 +67,7 @@ export class PrintLoop extends ConsumeLoop {
   /**
    * Writes every message waiting (up to --count) in one write, then acks them with one
    * multiple-ack: the broker sees the same at-least-once contract at a fraction of the cost.
-   * Returns false when output can no longer be written.
+   * Returns false when the run must end: output can no longer be written, or a body did not decode.
    */
   private async handleBatch(): Promise<boolean> {
     const { o, io } = this;
@@ -76,13 +76,25 @@ export class PrintLoop extends ConsumeLoop {
     let ackable: AMQPMessage | undefined;
     let written = this.handled;
     const shown: AMQPMessage[] = [];
+    /** A body that does not decode ends the run after what came before it is written. */
+    let halted = false;
     while (this.inbox.length > 0 && (o.count === undefined || written < o.count)) {
       const msg = this.inbox.shift()!;
       if (!this.brokerAck && !o.ack) await msg.ack(); // --no-ack with --count: settled before output
       if (!(await this.accepted(msg))) continue;
-      if (o.decode && !(await decoded(msg, { log: io.log, settle: o.ack }))) {
-        this.failed++;
-        continue;
+      const undecodable = await this.decodeOrPutBack(msg);
+      if (undecodable === "stopped") {
+        halted = true;
+        break;
+      }
+      if (undecodable !== undefined) {
+        if (o.ack) {
+          await this.leaveUndecodable(msg, undecodable);
+          halted = true;
+          break;
+        }
+        // the broker (or --no-ack with --count) took it already: shown as received, not lost
+        io.log.warn(`a message (${this.about(msg)}) is shown as received: ${undecodable}`);
       }
       chunks.push(this.format(msg));
       shown.push(msg);
@@ -91,7 +103,7 @@ export class PrintLoop extends ConsumeLoop {
       // past count - prefetch, an ack would let the broker send more than --count asks for
       if (o.count === undefined || written <= o.count - this.prefetch) ackable = msg;
     }
-    if (!lastWritten) return true;
+    if (!lastWritten) return !halted;
     try {
       await write(io.stdout, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     } catch (err) {
@@ -109,7 +121,7 @@ export class PrintLoop extends ConsumeLoop {
       if (ackable) await ackable.channel.basicAck(ackable.deliveryTag, true);
       if (ackable !== lastWritten) this.deferredAck = lastWritten;
     }
-    return true;
+    return !halted;
   }
 
   /** The message as written: on a terminal, with control characters shown, not obeyed. */

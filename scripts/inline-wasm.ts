@@ -2,7 +2,7 @@
  * Writes lib/vendor/bzip2-wasm.ts: bzip2-wasm's libbzip2 build as base64, so that Deno and a
  * Bun-compiled binary load the very same bytes without a file beside the executable (neither
  * runtime embeds a .wasm that a package finds through its own directory). Run it after upgrading
- * bzip2-wasm; tests/compression_test.ts fails while the two differ.
+ * bzip2-wasm; tests/vendor_test.ts fails while the two differ.
  *
  *   deno run -A scripts/inline-wasm.ts
  */

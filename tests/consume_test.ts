@@ -263,7 +263,7 @@ Deno.test("consume: output that cannot be written is exit 1, and the message sta
   });
 });
 
-Deno.test("consume --decode: gzip and deflate bodies come out plain; one that does not decode is rejected", async () => {
+Deno.test("consume --decode: gzip and deflate bodies come out plain; one that does not decode stays in the queue, exit 8", async () => {
   const { gzipSync, deflateSync } = await import("node:zlib");
   await withPair(async ({ ex, q }, client) => {
     await publishRaw(client, ex, "k", gzipSync("zipped text"), {
@@ -272,14 +272,19 @@ Deno.test("consume --decode: gzip and deflate bodies come out plain; one that do
     });
     await publishRaw(client, ex, "k", new Uint8Array([1, 2, 3]), { contentEncoding: "gzip" });
     await publishRaw(client, ex, "k", deflateSync("deflated text"), { contentEncoding: "deflate" });
-    const r = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "2", "--decode", "-o", "json"]);
+    const r = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "3", "--decode", "-o", "json"]);
     assertEquals(r.code, 8, r.stderr);
-    assertMatch(r.stderr, /1 message\(s\) not handled: they could not be shown/);
+    assertMatch(r.stderr, /1 message\(s\) not handled: their body did not decode/);
     const records = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
-    assertEquals(records.map((x) => x.body), ["zipped text", "deflated text"]);
+    assertEquals(records.map((x) => x.body), ["zipped text"]);
     // the body is no longer encoded, so the record no longer says it is
-    assertEquals(records.map((x) => x.properties.content_encoding), [undefined, undefined]);
-    assertMatch(r.stderr, /rejected a message .* whose gzip body does not decode/);
-    assertEquals(await queueDepth(client, q), 0);
+    assertEquals(records[0].properties.content_encoding, undefined);
+    assertMatch(r.stderr, /a message \(routing key 'k'\) stays in the queue: its gzip body does not decode/);
+    // the undecodable one is back in its place, untouched, and the one after it was never taken
+    const left = await drain(client, q);
+    assertEquals(left.map((m) => Array.from(m.body!)), [[1, 2, 3], Array.from(deflateSync("deflated text"))]);
+    assertEquals(left[0]!.properties.contentEncoding, "gzip");
+    const plain = await run(["consume", "-e", "", "-q", q, "--idle-timeout", "1"]);
+    assertEquals(plain.code, 0, plain.stderr);
   });
 });

@@ -268,3 +268,86 @@ Deno.test("consume -n: what was written is acked while kmq waits for more, and -
     }
   });
 });
+
+Deno.test("lzma: bodies that look almost like UTF-8 decode byte for byte (kmq's own .lzma and Python's reading of it)", async () => {
+  const q = unique("kmq-lzma");
+  const bodies = [
+    new Uint8Array([0x61, 0x62, 0x63, 0xc0, 0x80, 0x64, 0x65, 0x66]), // an overlong NUL
+    new Uint8Array([0x61, 0x62, 0x63, 0xed, 0xa0, 0x80, 0x64, 0x65, 0x66]), // a lone surrogate
+    new TextEncoder().encode("plain text é"),
+  ];
+  await withCleanup({ queues: [q] }, async () => {
+    for (const body of bodies) {
+      const p = await run(["produce", "-e", "", "-r", q, "-q", q, "--compress", "lzma", "--quiet"], {
+        stdin: body,
+      });
+      assertEquals(p.code, 0, p.stderr);
+    }
+    const raw = await run(["peek", "-q", q, "-n", "3", "-o", "json"]);
+    assertEquals(raw.code, 0, raw.stderr);
+    // an independent decoder: Python's lzma reads what kmq wrote
+    for (const [i, line] of raw.stdout.trimEnd().split("\n").entries()) {
+      const out = await new Deno.Command("/usr/bin/python3", {
+        args: [
+          "-c",
+          "import lzma,sys,base64;sys.stdout.buffer.write(lzma.decompress(base64.b64decode(sys.argv[1])))",
+          JSON.parse(line).body_base64,
+        ],
+        stdout: "piped",
+      }).output();
+      assertEquals(Array.from(out.stdout), Array.from(bodies[i]!), `python, body ${i}`);
+    }
+    const c = await run(["consume", "-e", "", "-q", q, "-n", "3", "--decode", "-o", "json"]);
+    assertEquals(c.code, 0, c.stderr);
+    const got = c.stdout.trimEnd().split("\n").map((l) => {
+      const r = JSON.parse(l);
+      return r.body_base64 !== undefined
+        ? Array.from(atob(r.body_base64), (ch) => ch.charCodeAt(0))
+        : Array.from(new TextEncoder().encode(r.body));
+    });
+    assertEquals(got, bodies.map((b) => Array.from(b)));
+  });
+});
+
+Deno.test("lzma: a 1 GiB bomb of unknown size gives way to SIGTERM at once and stays in the queue", async () => {
+  const q = unique("kmq-bomb");
+  const made = await new Deno.Command("/usr/bin/python3", {
+    args: [
+      "-c",
+      [
+        "import lzma,sys",
+        "c=lzma.LZMACompressor(format=lzma.FORMAT_ALONE, preset=0)",
+        "z=bytes(1<<24)",
+        "sys.stdout.buffer.write(b''.join([c.compress(z) for _ in range(64)]) + c.flush())",
+      ].join("\n"),
+    ],
+    stdout: "piped",
+  }).output();
+  assert(made.success && made.stdout.length < 1_000_000, "a small .lzma that claims no size");
+  await withCleanup({ queues: [q] }, async (client) => {
+    const p = await run([
+      "produce",
+      "-e",
+      "",
+      "-r",
+      q,
+      "-q",
+      q,
+      "-H",
+      "compression=application/x-lzma",
+      "--quiet",
+    ], {
+      stdin: made.stdout,
+    });
+    assertEquals(p.code, 0, p.stderr);
+    const consumer = await startConsumer(["-e", "", "-q", q, "-n", "1", "--decode", "-o", "raw"]);
+    await sleep(1500); // decoding is under way (it takes half a minute to reach the 128 MiB cap)
+    const signalled = Date.now();
+    consumer.kill("SIGTERM");
+    const r = await consumer.result();
+    assertEquals(r.code, 143, r.stderr);
+    assert(Date.now() - signalled < 5_000, `ended ${Date.now() - signalled} ms after SIGTERM`);
+    assertEquals(r.stdout, "");
+    assertEquals(await queueDepth(client, q), 1);
+  });
+});

@@ -184,7 +184,12 @@ Deno.test(
         ]);
         assertEquals(c.stdout, "");
         assertEquals(c.code, 8, c.stderr);
-        assertMatch(c.stderr, /does not decode: it is larger than 134217728 bytes/);
+        assertMatch(
+          c.stderr,
+          /stays in the queue: its .* body does not decode: it is larger than 134217728 bytes/,
+        );
+        // not lost: the message is still there for a consumer without --decode (then purged)
+        assertEquals((await run(["purge", q])).stdout, `purged 1 message(s) from queue '${q}'\n`);
       }
     });
   },
