@@ -57,7 +57,12 @@ function bounded<T>(work: () => T): T {
   }
 }
 
-function undo(body: Uint8Array, header: string, z: Zlib, stop?: AbortSignal): Promise<Uint8Array> | Uint8Array {
+function undo(
+  body: Uint8Array,
+  header: string,
+  z: Zlib,
+  stop?: AbortSignal,
+): Promise<Uint8Array> | Uint8Array {
   const limit = { maxOutputLength: MAX_DECOMPRESSED };
   switch (header) {
     case COMPRESSIONS.zlib:

@@ -80,7 +80,9 @@ interface Decoder {
 async function aloneDecompress(body: Uint8Array, limit: number, stop?: AbortSignal): Promise<Uint8Array> {
   if (body.length < 13) throw new Error("it is neither .xz nor .lzma data");
   const size = new DataView(body.buffer, body.byteOffset, body.byteLength).getBigUint64(5, true);
-  if (size !== 0xffffffffffffffffn && size > BigInt(limit)) throw new Error(`it is larger than ${limit} bytes`);
+  if (size !== 0xffffffffffffffffn && size > BigInt(limit)) {
+    throw new Error(`it is larger than ${limit} bytes`);
+  }
   const { default: lzma } = await import("./vendor/lzma-decompress.js") as {
     default: { decoder(bytes: Uint8Array): Decoder };
   };

@@ -4,7 +4,7 @@ import type { ProduceOptions } from "./cli.ts";
 import { compress, COMPRESSIONS } from "./compression.ts";
 import { failovers } from "./connection.ts";
 import { topologyFrom } from "./declarations.ts";
-import { DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
+import { ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
 import type { Log } from "./log.ts";
 import { type OutMessage, Publisher } from "./publisher.ts";
 import { parseRecord, RecordError } from "./records.ts";
