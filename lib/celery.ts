@@ -4,31 +4,25 @@
  */
 import { hostname } from "node:os";
 import type { CelerySendOptions, ProduceOptions } from "./cli.ts";
+import { InputError } from "./errors.ts";
+import { ExactJsonError, type ExactValue, JsonRangeError, parseExact, pyRepr, toJson } from "./exact-json.ts";
 import type { FieldTable } from "./fields.ts";
 import { cmdProduce, type ProduceIo } from "./produce.ts";
 
-/** Python's repr of a JSON value, as Celery writes argsrepr and kwargsrepr for its tools. */
-function pyRepr(v: unknown): string {
-  if (v === null) return "None";
-  if (v === true) return "True";
-  if (v === false) return "False";
-  if (typeof v === "string") return `'${v.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
-  if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
-  if (typeof v === "object") {
-    return `{${Object.entries(v as object).map(([k, x]) => `${pyRepr(k)}: ${pyRepr(x)}`).join(", ")}}`;
-  }
-  return String(v);
-}
+const tupleRepr = (args: ExactValue[]) =>
+  args.length === 1 ? `(${pyRepr(args[0]!)},)` : `(${args.map(pyRepr).join(", ")})`;
 
-const tupleRepr = (args: unknown[]) =>
-  args.length === 1 ? `(${pyRepr(args[0])},)` : `(${args.map(pyRepr).join(", ")})`;
-
-/** An argument as JSON when it reads as JSON (`2`, `true`, `[1]`), else as the string it is. */
-export function taskArgument(text: string): unknown {
+/**
+ * An argument as JSON when it reads as JSON (`2`, `true`, `[1]`), else as the string it is;
+ * numbers go to the worker exactly as written. A number no double holds (`1e400`) is bad input.
+ */
+export function taskArgument(text: string, position: number): ExactValue {
   try {
-    return JSON.parse(text);
-  } catch {
-    return text;
+    return parseExact(text);
+  } catch (err) {
+    if (err instanceof JsonRangeError) throw new InputError(`argument ${position}: ${err.message}`);
+    if (err instanceof ExactJsonError) return text;
+    throw err;
   }
 }
 
@@ -54,8 +48,8 @@ export function taskMessage(o: CelerySendOptions, id: string, now = new Date()) 
     origin: `kmq@${hostname()}`,
     ignore_result: false,
   };
-  const body = [o.args, o.kwargs, { callbacks: null, errbacks: null, chain: null, chord: null }];
-  return { headers, body: JSON.stringify(body) };
+  const embed = `{"callbacks": null, "errbacks": null, "chain": null, "chord": null}`;
+  return { headers, body: `[${toJson(o.args)}, ${toJson(o.kwargs)}, ${embed}]` };
 }
 
 export async function cmdCelerySend(o: CelerySendOptions, io: ProduceIo & { stdout: NodeJS.WritableStream }) {

@@ -14,6 +14,7 @@ import {
 } from "@commander-js/extra-typings";
 import process from "node:process";
 import { taskArgument } from "./celery.ts";
+import { ExactObject, type ExactValue, JsonRangeError, parseExact } from "./exact-json.ts";
 import { type Compression, COMPRESSIONS } from "./compression.ts";
 import { type CommandTree, completionScript, SHELLS } from "./completion.ts";
 import {
@@ -148,8 +149,9 @@ export interface ConsumeOptions extends GlobalOptions {
 
 export interface CelerySendOptions extends GlobalOptions {
   task: string;
-  args: unknown[];
-  kwargs: Record<string, unknown>;
+  /** JSON read exactly (numbers as written), or strings. */
+  args: ExactValue[];
+  kwargs: ExactObject;
   /** Seconds from now: the ETA. */
   countdown?: number;
   /** ISO 8601 ETA. */
@@ -902,14 +904,21 @@ Examples:
     )
     .action((task, args, o, cmd) => {
       const g = globalsOf(cmd);
-      let kwargs: unknown;
+      let kwargs: ExactValue;
       try {
-        kwargs = JSON.parse(o.kwargs);
-      } catch {
+        kwargs = parseExact(o.kwargs);
+      } catch (err) {
+        if (err instanceof JsonRangeError) throw new InputError(`--kwargs: ${err.message}`);
         throw new UsageError(`--kwargs '${o.kwargs}' is not JSON: give an object, e.g. '{"x": 1}'`);
       }
-      if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
+      if (!(kwargs instanceof ExactObject)) {
         throw new UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
+      }
+      if (!/^[^\s\x00-\x1f\x7f-\x9f]+$/.test(task) || task.startsWith(".") || task.endsWith(".")) {
+        throw new UsageError(
+          `task name '${task}' is not one a worker can run: give its registered name, e.g. tasks.add ` +
+            "(no spaces or control characters, not empty)",
+        );
       }
       if (o.eta !== undefined && Number.isNaN(Date.parse(o.eta))) {
         throw new UsageError(`--eta '${o.eta}' is not an ISO 8601 time, e.g. 2026-12-01T09:00:00Z`);
@@ -921,8 +930,8 @@ Examples:
         options: {
           ...g,
           task,
-          args: args.map(taskArgument),
-          kwargs: kwargs as Record<string, unknown>,
+          args: args.map((a, i) => taskArgument(a, i + 1)),
+          kwargs,
           countdown: o.countdown,
           eta: o.eta,
           expires: o.expires,

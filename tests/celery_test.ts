@@ -1,6 +1,6 @@
 /** `kmq celery send` against a real Celery worker (Debian's python3-celery). */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { run, skipWithoutPython, sleep, TEST_URL, unique, withCleanup } from "./helpers.ts";
+import { assertFailure, run, skipWithoutPython, sleep, TEST_URL, unique, withCleanup } from "./helpers.ts";
 
 const ignore = await skipWithoutPython("celery");
 const DIR = new URL("./celery/", import.meta.url).pathname;
@@ -73,16 +73,51 @@ Deno.test({ name: "celery send: a real Celery worker runs the task kmq sends", i
       assertEquals([later.code, later.stdout], [0, "kmq-fixed-id\n"], later.stderr);
       const id = plain.stdout.trim();
       assertMatch(id, /^[0-9a-f-]{36}$/);
+      // numbers beyond JavaScript's exact range arrive as written; every key arrives
+      const exact = await run([
+        "celery",
+        "send",
+        "tasks.echo",
+        "1234567890123456789",
+        "-5e-7",
+        '{"deep": [18446744073709551616]}',
+        "--kwargs",
+        '{"x": 9007199254740993, "__proto__": 1, "y": 1.5}',
+        "-q",
+        q,
+        "--id",
+        "kmq-exact",
+      ]);
+      assertEquals(exact.code, 0, exact.stderr);
       const lines = async () => (await Deno.readTextFile(out)).split("\n").filter(Boolean);
-      await until(async () => (await lines()).length >= 2, "both tasks to run");
+      await until(async () => (await lines()).length >= 3, "the three tasks to run");
       const results = (await lines()).map((l) => JSON.parse(l));
-      assertEquals(results, [{ id, result: 5 }, { id: "kmq-fixed-id", result: 50 }]);
+      assertEquals(results.filter((r) => r.result !== undefined), [{ id, result: 5 }, {
+        id: "kmq-fixed-id",
+        result: 50,
+      }]);
+      assertEquals(results.find((r) => r.id === "kmq-exact"), {
+        id: "kmq-exact",
+        args: "(1234567890123456789, -5e-07, {'deep': [18446744073709551616]})",
+        kwargs: "{'x': 9007199254740993, '__proto__': 1, 'y': 1.5}",
+      });
     } finally {
       worker.kill("SIGTERM");
       await worker.output();
       await Deno.remove(out);
     }
   });
+});
+
+Deno.test("celery send: a number no double holds is exit 3; an empty or malformed task name is exit 2", async () => {
+  for (const args of [["tasks.add", "1e400"], ["tasks.add", "--kwargs", '{"x": -1e999}']]) {
+    const r = await run(["celery", "send", ...args]);
+    assertFailure(r, 3, /is beyond a 64-bit floating-point number/);
+  }
+  for (const name of ["", " ", "tasks add", "tasks.add\n", ".add"]) {
+    const r = await run(["celery", "send", name, "1"]);
+    assertFailure(r, 2, /is not one a worker can run/);
+  }
 });
 
 Deno.test("celery send: bad --kwargs and --eta are exit 2", async () => {

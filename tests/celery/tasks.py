@@ -14,3 +14,10 @@ def add(self, x, y, scale=1):
     with open(os.environ["KMQ_CELERY_OUT"], "a") as out:
         out.write(json.dumps({"id": self.request.id, "result": (x + y) * scale}) + "\n")
     return (x + y) * scale
+
+
+@app.task(bind=True)
+def echo(self, *args, **kwargs):
+    """What the worker received, as Python sees it: exact integers stay exact."""
+    with open(os.environ["KMQ_CELERY_OUT"], "a") as out:
+        out.write(json.dumps({"id": self.request.id, "args": repr(args), "kwargs": repr(kwargs)}) + "\n")
