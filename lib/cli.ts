@@ -914,6 +914,7 @@ Examples:
       if (!(kwargs instanceof ExactObject)) {
         throw new UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
       }
+      // deno-lint-ignore no-control-regex -- control characters are what is refused
       if (!/^[^\s\x00-\x1f\x7f-\x9f]+$/.test(task) || task.startsWith(".") || task.endsWith(".")) {
         throw new UsageError(
           `task name '${task}' is not one a worker can run: give its registered name, e.g. tasks.add ` +

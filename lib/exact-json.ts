@@ -24,6 +24,7 @@ export class ExactJsonError extends Error {}
 export class JsonRangeError extends ExactJsonError {}
 
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+// deno-lint-ignore no-control-regex -- JSON strings may not hold raw control characters
 const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
 const SPACE = /[ \t\n\r]*/y;
 /** Deeper nesting is refused rather than recursed into (a hostile argument could overflow the stack). */
