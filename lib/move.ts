@@ -159,6 +159,18 @@ interface Moved {
 /** The source connection dropped: reconnect and go on (its unacked messages come again). */
 class SourceLost extends Error {}
 
+/** The move found the source empty, yet messages were ready in it once the consumer was gone. */
+class SourceNotEmpty extends Error {
+  constructor(readonly left: number) {
+    super(`${left} message(s) ready`);
+  }
+}
+
+/** How often a move that found messages left at its end takes up moving again before it says so. */
+const MAX_RESUMES = 3;
+/** The second look at an empty source comes this long after the first, with nothing delivered between. */
+const CONFIRM_EMPTY_MS = 1_000;
+
 /**
  * Consumes the source until -n, idle or empty, handing each message to the publisher; a lost
  * source connection is reconnected within --retry-timeout.
@@ -172,6 +184,7 @@ async function moveAll(
   loopsBack: boolean,
 ): Promise<void> {
   let lostAt: number | undefined;
+  let resumes = 0;
   for (;;) {
     let client: AMQPClient;
     try {
@@ -187,6 +200,17 @@ async function moveAll(
       await moveFrom(client, o, io, publisher, moved, sieve, loopsBack);
       return;
     } catch (err) {
+      if (err instanceof SourceNotEmpty) {
+        // a count of 0 is not proof: a quorum queue electing a leader can report it
+        if (++resumes > MAX_RESUMES) {
+          throw new DeliveryError(
+            `${err.left} message(s) are still in queue '${o.from}' though it was found empty ${MAX_RESUMES + 1} ` +
+              "times (messages keep arriving, or the queue's count is unreliable now): run the move again",
+          );
+        }
+        io.log.info(`${err.left} message(s) appeared in queue '${o.from}' as the move ended: moving on`);
+        continue;
+      }
       if (!(err instanceof SourceLost)) throw err;
       lostAt ??= Date.now();
       io.log.warn(`the source connection was lost (${err.message}): reconnecting`);
@@ -207,6 +231,7 @@ async function moveFrom(
 ): Promise<void> {
   let lost: Error | undefined;
   let failure: KmqError | undefined;
+  let foundEmpty = false;
   let wake = () => {};
   client.ondisconnect = (err?: Error) => {
     lost = err ?? new Error("connection closed");
@@ -261,7 +286,20 @@ async function moveFrom(
       await publisher.drain();
       if (inbox.length > 0 || lost) continue;
       const quiet = Date.now() - lastDelivery;
-      if (o.idleTimeout !== undefined ? quiet >= o.idleTimeout * 1000 : await sourceEmpty(client, o.from)) {
+      if (o.idleTimeout !== undefined) {
+        if (quiet >= o.idleTimeout * 1000) break;
+        continue;
+      }
+      if ((await readyIn(client, o.from)) > 0) continue;
+      // empty once: look again a moment later, with nothing delivered in between
+      const mark = lastDelivery;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, CONFIRM_EMPTY_MS);
+      });
+      if (inbox.length > 0 || lost || lastDelivery !== mark || io.stop.aborted) continue;
+      if ((await readyIn(client, o.from)) === 0) {
+        foundEmpty = true;
         break;
       }
       continue;
@@ -305,6 +343,11 @@ async function moveFrom(
   await publisher.drain(); // every ack is sent before the source connection closes
   if (failure) throw failure;
   if (lost) throw new SourceLost(lost.message);
+  if (foundEmpty && moved.failed === 0) {
+    // the last word on "empty" comes after the consumer is gone and every ack is in
+    const left = await readyIn(client, o.from);
+    if (left > 0) throw new SourceNotEmpty(left);
+  }
   if (moved.failed > 0) {
     const why = publisher.counts.nacked > 0 ? "nacked by the broker" : "returned as unroutable";
     throw new DeliveryError(
@@ -331,10 +374,11 @@ async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): Promise<
   }
 }
 
-async function sourceEmpty(client: AMQPClient, queue: string): Promise<boolean> {
+/** Messages ready in the queue, as the broker counts them now (a fresh channel each time). */
+async function readyIn(client: AMQPClient, queue: string): Promise<number> {
   const ch = await client.channel();
   try {
-    return (await ch.queueDeclare(queue, { passive: true })).messageCount === 0;
+    return (await ch.queueDeclare(queue, { passive: true })).messageCount;
   } finally {
     await ch.close().catch(() => {});
   }

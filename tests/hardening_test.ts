@@ -351,3 +351,23 @@ Deno.test("lzma: a 1 GiB bomb of unknown size gives way to SIGTERM at once and s
     assertEquals(await queueDepth(client, q), 1);
   });
 });
+
+Deno.test("move ends only on a source found empty twice: a trickle of new messages is moved, not left behind", async () => {
+  const [src, dst] = [unique("kmq-src"), unique("kmq-dst")];
+  await withCleanup({ queues: [src, dst] }, async (client) => {
+    const p = await run(["produce", "-e", "", "-r", src, "-q", src, "--lines", "--quiet"], {
+      stdin: numbered(100),
+    });
+    assertEquals(p.code, 0, p.stderr);
+    // one message every 0.6 s: longer than the 0.5 s a move waits before it first asks whether the source is empty
+    const trickle = run(["produce", "-e", "", "-r", src, "-q", src, "--lines", "--quiet", "--rate", "1.6"], {
+      stdin: numbered(6, "late "),
+    });
+    const moving = run(["move", "--from", src, "--to", dst], { timeoutMs: BOUND });
+    const [t, m] = await Promise.all([trickle, moving]);
+    assertEquals(t.code, 0, t.stderr);
+    assertEquals(m.code, 0, m.stderr);
+    assertEquals(await queueDepth(client, src), 0, `nothing left behind: ${m.stderr}`);
+    assertEquals(await queueDepth(client, dst), 106);
+  });
+});

@@ -4,7 +4,7 @@
  * quorum queues (replicated on all three nodes), so the messages outlive the node.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
-import { Running, unique } from "../helpers.ts";
+import { queueDepth, Running, TEST_URL, unique, withCleanup } from "../helpers.ts";
 import { PrivateCluster } from "../private_cluster.ts";
 import { account, fill, finish, linesOf, numbered, takeAll, waitFor } from "./scenarios.ts";
 
@@ -90,3 +90,38 @@ for (const withCommand of [false, true]) {
     },
   );
 }
+
+clusterScenario(
+  "19: move from a quorum queue of 50,000 whose leader node is killed (-9): exit 0 only when the source is empty",
+  async (cluster) => {
+    const N = 50_000;
+    const [q, dst] = [unique("f19src"), unique("f19dst")];
+    const [first, second] = cluster.nodes;
+    const declared = new Running(["declare", "-e", "", "-q", q, "--queue-type", "quorum"], {
+      env: { KMQ_URL: cluster.urls }, // declared through the first node: its leader is there
+    });
+    assertEquals((await declared.result()).code, 0);
+    await fill(second!.url, q, N);
+    const started = performance.now();
+    await withCleanup({ queues: [dst] }, async (client) => {
+      // kmq's connection is to a node that survives: only the queue's leader goes
+      const m = new Running(["move", "--from", q, "--to", dst, "--to-url", TEST_URL, "--rate", "5000"], {
+        env: { KMQ_URL: second!.url },
+      });
+      await waitFor(async () => (await queueDepth(client, dst)) >= N / 10, 60_000, "a tenth moved");
+      await first!.kill9();
+      const r = await finish(m, 180_000, "move across the leader's death");
+      const left = await takeAll(second!.url, q);
+      const moved = await takeAll(TEST_URL, dst);
+      await account(
+        "19 move from quorum, leader killed -9",
+        N,
+        [...moved, ...left],
+        started,
+        `exit ${r.code}, ${left.length} left`,
+      );
+      if (r.code === 0) assertEquals(left.length, 0, `exit 0 with messages in the source: ${r.stderr}`);
+      else assertMatch(r.stderr, /stay in queue|still in/);
+    });
+  },
+);
