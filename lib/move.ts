@@ -20,7 +20,7 @@ import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import { SourceConsumer } from "./source-consumer.ts";
 import { TakenCount } from "./taken-count.ts";
 import { brokerIdentity, timestampOf } from "./client-fixes.ts";
-import { guardRequeues } from "./queue-facts.ts";
+import { guardRequeues, queueFacts } from "./queue-facts.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -204,7 +204,9 @@ async function moveAll(
         // a count of 0 is not proof: a quorum queue electing a leader can report it
         if (++resumes > MAX_RESUMES) {
           throw new DeliveryError(
-            `${err.left} message(s) are still in queue '${o.from}' though it was found empty ${MAX_RESUMES + 1} ` +
+            `${err.left} message(s) are still in queue '${o.from}' though it was found empty ${
+              MAX_RESUMES + 1
+            } ` +
               "times (messages keep arriving, or the queue's count is unreliable now): run the move again",
           );
         }
@@ -213,6 +215,7 @@ async function moveAll(
       }
       if (!(err instanceof SourceLost)) throw err;
       lostAt ??= Date.now();
+      moved.counted.reconnected();
       io.log.warn(`the source connection was lost (${err.message}): reconnecting`);
     } finally {
       await closeQuietly(client);
@@ -367,7 +370,16 @@ async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): Promise<
         cause: classifyError(err, "checking the source"),
       });
     });
-    if (holds) await guardRequeues(client, o.from, o.broker, "--filter", o.acceptDeliveryCount, io.log);
+    const facts = holds
+      ? await guardRequeues(client, o.from, o.broker, "--filter", o.acceptDeliveryCount, io.log)
+      : await queueFacts(client, o.from, o.broker);
+    if (facts.type === "stream") {
+      throw new UsageError(
+        `queue '${o.from}' is a stream: a move cannot take messages out of it (a stream keeps them for every ` +
+          `reader); copy them instead: kmq consume -q ${o.from} --queue-type stream --offset first -o json | ` +
+          "kmq produce --jsonl …",
+      );
+    }
     return brokerIdentity(client);
   } finally {
     await closeQuietly(client);

@@ -2,8 +2,9 @@
  * How many messages `move -n` has taken out of its source, each counted once. After a lost source
  * connection the broker redelivers every message it had not seen acked: those kmq had not acked
  * yet, and those whose ack a stopping broker dropped (a whole window of 500 in one restart). A
- * redelivered message that is one of the last messages taken counts no more: it is moved again
- * (at-least-once), but -n N still takes N messages out of the source.
+ * redelivered message that is one of the last messages taken before the connection was lost
+ * counts no more: it is moved again (at-least-once), but -n N still takes N messages out of the
+ * source.
  */
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { timestampOf } from "./client-fixes.ts";
@@ -11,9 +12,11 @@ import { timestampOf } from "./client-fixes.ts";
 export class TakenCount {
   /** Messages taken, redeliveries of recent ones not counted. */
   count = 0;
-  /** Fingerprints of the last messages taken, oldest first, and how often each is among them. */
-  private readonly recent: string[] = [];
-  private readonly inRecent = new Map<string, number>();
+  /** Fingerprints taken on this source connection, oldest first. */
+  private current: string[] = [];
+  /** Fingerprints taken before the last lost connection, and how often each is among them. */
+  private readonly before = new Map<string, number>();
+  private beforeOrder: string[] = [];
 
   /**
    * @param keep how many of the last messages to recognise again: the broker holds at most the
@@ -21,24 +24,32 @@ export class TakenCount {
    */
   constructor(private readonly keep: number) {}
 
-  /** Counts a message unless it is the redelivery of a recent one. */
+  /**
+   * The source connection was lost: what was taken so far may come again. Only a redelivery after
+   * this can be a repeat; equal messages that were redelivered for another reason (a peek, another
+   * consumer that stopped) are each counted.
+   */
+  reconnected(): void {
+    this.beforeOrder = [...this.beforeOrder, ...this.current].slice(-this.keep);
+    this.current = [];
+    this.before.clear();
+    for (const print of this.beforeOrder) this.before.set(print, (this.before.get(print) ?? 0) + 1);
+  }
+
+  /** Counts a message unless it is the redelivery of one taken before the connection was lost. */
   take(msg: AMQPMessage): void {
     const print = fingerprint(msg);
-    const seen = this.inRecent.get(print) ?? 0;
+    const seen = this.before.get(print) ?? 0;
     if (msg.redelivered && seen > 0) {
-      this.forget(print); // once: two equal messages taken, then redelivered, count as two
+      // once: two equal messages taken, then redelivered, count as two
+      if (seen > 1) this.before.set(print, seen - 1);
+      else this.before.delete(print);
+      this.beforeOrder.splice(this.beforeOrder.indexOf(print), 1);
       return;
     }
     this.count++;
-    this.recent.push(print);
-    this.inRecent.set(print, seen + 1);
-    if (this.recent.length > this.keep) this.forget(this.recent.shift()!);
-  }
-
-  private forget(print: string): void {
-    const seen = this.inRecent.get(print) ?? 0;
-    if (seen > 1) this.inRecent.set(print, seen - 1);
-    else this.inRecent.delete(print);
+    this.current.push(print);
+    if (this.current.length > this.keep) this.current.shift();
   }
 }
 

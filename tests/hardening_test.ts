@@ -371,3 +371,22 @@ Deno.test("move ends only on a source found empty twice: a trickle of new messag
     assertEquals(await queueDepth(client, dst), 106);
   });
 });
+
+Deno.test("move -n counts exactly when the source holds equal messages already redelivered; a stream source is refused", async () => {
+  const [src, dst, stream] = [unique("kmq-src"), unique("kmq-dst"), unique("kmq-stream")];
+  await withCleanup({ queues: [src, dst, stream] }, async (client) => {
+    const p = await run(["produce", "-e", "", "-r", src, "-q", src, "--lines", "--quiet"], {
+      stdin: "same\n".repeat(20),
+    });
+    assertEquals(p.code, 0, p.stderr);
+    const peek = await run(["peek", "-q", src, "-n", "20"]); // every one comes back redelivered
+    assertEquals(peek.code, 0, peek.stderr);
+    const r = await run(["move", "--from", src, "--to", dst, "-n", "5"], { timeoutMs: BOUND });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals([await queueDepth(client, src), await queueDepth(client, dst)], [15, 5]);
+    const s = await run(["produce", "-e", "", "-r", stream, "-q", stream, "--queue-type", "stream", "x"]);
+    assertEquals(s.code, 0, s.stderr);
+    const m = await run(["move", "--from", stream, "--to", dst], { timeoutMs: BOUND });
+    assertFailure(m, 2, /is a stream: a move cannot take messages out of it/);
+  });
+});

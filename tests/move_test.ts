@@ -123,6 +123,7 @@ Deno.test("move -n's count: a redelivered recent message counts once, equal mess
   for (const body of ["a", "a", "b"]) taken.take(message(body));
   assertEquals(taken.count, 3);
   // after a reconnect: the three come again, redelivered
+  taken.reconnected();
   for (const body of ["a", "a", "b"]) taken.take(message(body, true));
   assertEquals(taken.count, 3, "nothing new was taken");
   taken.take(message("a", true)); // a third 'a' was never taken here (another consumer's)
@@ -130,6 +131,11 @@ Deno.test("move -n's count: a redelivered recent message counts once, equal mess
   taken.take(message("c"));
   assertEquals(taken.count, 6);
   for (const body of ["d", "e", "f"]) taken.take(message(body));
+  taken.reconnected();
   taken.take(message("c", true)); // taken 4 messages ago: beyond what is kept (3), counted again
   assertEquals(taken.count, 10);
+  // equal messages redelivered for another reason (a peek), with no connection lost: each counts
+  const fresh = new TakenCount(10);
+  for (let i = 0; i < 5; i++) fresh.take(message("same", true));
+  assertEquals(fresh.count, 5);
 });
