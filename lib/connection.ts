@@ -1,5 +1,5 @@
 import { AMQPClient, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
-import { readFile } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "./errors.ts";
 import { installClientFixes } from "./client-fixes.ts";
 import type { Log } from "./log.ts";
@@ -128,10 +128,28 @@ function withPassword(url: BrokerUrl, password: string): BrokerUrl {
   return { ...url, href: u.href, password };
 }
 
+/** A password, certificate or key file is far smaller: a larger one (/dev/zero) is refused. */
+const MAX_CREDENTIAL_FILE = 1 << 20;
+
 async function readCredentialFile(path: string, option: string): Promise<string> {
+  let file: FileHandle | undefined;
   try {
-    return await readFile(path, "utf8");
+    file = await open(path, "r");
+    const buf = new Uint8Array(MAX_CREDENTIAL_FILE + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buf, length, buf.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_CREDENTIAL_FILE) {
+        throw new InputError(
+          `${option} file '${path}' is larger than ${MAX_CREDENTIAL_FILE} bytes: is it the right file?`,
+        );
+      }
+    }
+    return new TextDecoder().decode(buf.subarray(0, length));
   } catch (err) {
+    if (err instanceof InputError) throw err;
     const code = (err as { code?: string }).code;
     const why = code === "ENOENT"
       ? "does not exist"
@@ -141,6 +159,8 @@ async function readCredentialFile(path: string, option: string): Promise<string>
       ? "is a directory"
       : (err as Error).message;
     throw new InputError(`${option} file '${path}' ${why}: check the path given to ${option}`);
+  } finally {
+    await file?.close().catch(() => {});
   }
 }
 

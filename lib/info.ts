@@ -80,10 +80,15 @@ export interface TopologyInfo {
 export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
   const api = await managementApi(o.broker, o.apiUrl);
   const vh = encodeURIComponent(api.vhost);
+  // only the columns shown: a queue's full record (statistics, state) is many times larger
   const [exchanges, queues, bindings] = await Promise.all([
-    getJson(api, `exchanges/${vh}`),
-    getJson(api, `queues/${vh}`),
-    getJson(api, `bindings/${vh}`),
+    getJson(api, `exchanges/${vh}?columns=name,type,durable,auto_delete,internal,arguments`),
+    getJson(
+      api,
+      `queues/${vh}?columns=name,type,durable,auto_delete,exclusive,arguments,messages_ready,` +
+        "messages_unacknowledged,consumers",
+    ),
+    getJson(api, `bindings/${vh}?columns=source,destination,destination_type,routing_key,arguments`),
   ]) as [ApiExchange[], ApiQueue[], ApiBinding[]];
   const info = topologyOf(api.vhost, exchanges, queues, bindings);
   const text = o.format === "json"
@@ -98,6 +103,12 @@ export function topologyOf(
   queues: ApiQueue[],
   bindings: ApiBinding[],
 ): TopologyInfo {
+  const bySource = new Map<string, ApiBinding[]>();
+  for (const b of bindings) {
+    const list = bySource.get(b.source);
+    if (list) list.push(b);
+    else bySource.set(b.source, [b]);
+  }
   const byName = (
     a: { name: string },
     b: { name: string },
@@ -112,7 +123,7 @@ export function topologyOf(
       internal: e.internal,
       arguments: e.arguments ?? {},
       // every queue is bound to the default exchange by its name: implicit, not listed
-      bindings: e.name === "" ? [] : bindings.filter((b) => b.source === e.name).map((b) => ({
+      bindings: e.name === "" ? [] : (bySource.get(e.name) ?? []).map((b) => ({
         routing_key: b.routing_key,
         arguments: b.arguments ?? {},
         destination_type: b.destination_type,
@@ -193,5 +204,6 @@ export function renderTree(t: TopologyInfo): string {
       lines.push(`${last ? "    " : "│   "}${j === children.length - 1 ? "└── " : "├── "}${c}`)
     );
   });
-  return lines.join("\n") + "\n";
+  // every string from the API (binding arguments, types) is shown safe, not only names
+  return lines.map(showControls).join("\n") + "\n";
 }

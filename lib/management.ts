@@ -10,8 +10,12 @@ import { request as httpsRequest } from "node:https";
 import { brokerCredentials, type BrokerOptions, parseBrokerUrls } from "./connection.ts";
 import { ExitCode, KmqError, redactUrl, UsageError } from "./errors.ts";
 
-/** How long one request may take before the API counts as unreachable. */
+/** How long the API may stay silent before it counts as unreachable. */
 const TIMEOUT_MS = 10_000;
+/** How long one whole answer may take, however it trickles in. */
+const ANSWER_MS = 20_000;
+/** The largest answer read: a broker's topology listed with only the columns kmq shows is far smaller. */
+const MAX_ANSWER = 256 * 1024 * 1024;
 const ENABLE_HINT =
   "enable it with 'rabbitmq-plugins enable rabbitmq_management', or give its address with --api-url";
 
@@ -73,7 +77,15 @@ export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS
       ...api.tls,
     }, (res) => {
       const chunks: Uint8Array[] = [];
-      res.on("data", (c: Uint8Array) => chunks.push(c));
+      let size = 0;
+      res.on("data", (c: Uint8Array) => {
+        size += c.length;
+        if (size > MAX_ANSWER) {
+          req.destroy(new Error(`its answer is larger than ${MAX_ANSWER / 1024 / 1024} MiB`));
+          return;
+        }
+        chunks.push(c);
+      });
       res.on("error", (err) => reject(unreachable(api, err.message)));
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString("utf8");
@@ -105,6 +117,11 @@ export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS
       });
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    const whole = setTimeout(
+      () => req.destroy(new Error(`the answer did not finish within ${ANSWER_MS / 1000} s`)),
+      Math.max(timeoutMs, ANSWER_MS),
+    );
+    req.on("close", () => clearTimeout(whole));
     req.on("error", (err: Error & { code?: string }) => {
       const why = err.code === "ECONNREFUSED" ? "connection refused" : err.message;
       reject(unreachable(api, why));

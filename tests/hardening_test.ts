@@ -390,3 +390,57 @@ Deno.test("move -n counts exactly when the source holds equal messages already r
     assertFailure(m, 2, /is a stream: a move cannot take messages out of it/);
   });
 });
+
+/** A web server on a free port whose every answer is `body()`; stopped by the returned function. */
+function hostileApi(body: () => ReadableStream<Uint8Array>): { url: string; stop: () => Promise<void> } {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(body(), { headers: { "content-type": "application/json" } }),
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}/`, stop: () => server.shutdown() };
+}
+
+Deno.test("info against a hostile API: a trickle is cut off in bounded time, a huge answer at a size limit (exit 4)", async () => {
+  const trickle = hostileApi(() => {
+    let timer: ReturnType<typeof setInterval> | undefined;
+    return new ReadableStream({
+      start(c) {
+        timer = setInterval(() => c.enqueue(new TextEncoder().encode(" ")), 2_000); // never silent 10 s
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    });
+  });
+  try {
+    const started = Date.now();
+    const r = await run(["info", "--api-url", trickle.url], { timeoutMs: 60_000 });
+    assertFailure(r, 4, /did not finish within 20 s/);
+    assert(Date.now() - started < 40_000, `ended after ${Date.now() - started} ms`);
+  } finally {
+    await trickle.stop();
+  }
+  const chunk = new TextEncoder().encode("[" + "0,".repeat(1 << 19));
+  const huge = hostileApi(() => {
+    let sent = 0;
+    return new ReadableStream({
+      pull(c) {
+        if (sent++ < 400) c.enqueue(chunk); // 400 MiB, never closed as JSON
+        else c.close();
+      },
+    });
+  });
+  try {
+    const r = await run(["info", "--api-url", huge.url], { timeoutMs: 60_000 });
+    assertFailure(r, 4, /its answer is larger than 256 MiB/);
+  } finally {
+    await huge.stop();
+  }
+});
+
+Deno.test("a password file that never ends (/dev/zero) is refused at once (exit 3)", async () => {
+  for (const args of [["info"], ["produce", "x"]]) {
+    const r = await run(["--password-file", "/dev/zero", ...args], { timeoutMs: BOUND });
+    assertFailure(r, 3, /--password-file file '\/dev\/zero' is larger than 1048576 bytes/);
+  }
+});

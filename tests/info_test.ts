@@ -20,6 +20,7 @@ async function ctlJson(node: string, ...args: string[]): Promise<Record<string, 
 const sortBy = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : 1));
 
 const EVIL = "evil\x1b[2J\x07\x7f\x9b";
+const PWN = "\x1b]0;PWNED\x07\x1b[2J";
 
 Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node with the management API", async () => {
   const node = new PrivateBroker(undefined, { management: true });
@@ -73,6 +74,20 @@ Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node 
         ],
         ["declare", "-e", "", "-q", "lonely"],
         ["declare", "-e", "", "-q", EVIL], // sorts before 'lonely'
+        // a binding argument that would retitle and clear the terminal, and a C1 CSI in its value
+        [
+          "declare",
+          "-e",
+          "hostile",
+          "-t",
+          "headers",
+          "-q",
+          "target",
+          "--bind-arg",
+          `${PWN}=v\x9b`,
+          "--match",
+          "any",
+        ],
       ]
     ) {
       const r = await run(args, { env });
@@ -187,6 +202,14 @@ Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node 
       assert(lines.includes(want), `missing line: ${want}\n${tree.stdout}`);
     }
     assert(!tree.stdout.includes("amq.direct"), "the broker's own unbound exchanges are left out");
+    assert(
+      lines.includes(
+        '│   └── {\\x1b]0;PWNED\\x07\\x1b[2J: "v\\x9b", x-match: "any"} → queue \'target\' (classic; 0 ready, 0 unacked, 0 consumer(s))',
+      ),
+      tree.stdout,
+    );
+    // deno-lint-ignore no-control-regex -- the point: no raw control character but the newlines
+    assert(!/[\x00-\x09\x0b-\x1f\x7f-\x9f]/.test(tree.stdout), "nothing in the tree drives the terminal");
 
     // a name cannot drive the terminal: escaped in the tree, \u00NN in JSON (same value parsed)
     assert(
