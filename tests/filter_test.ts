@@ -4,7 +4,7 @@
  * on a tap or with --ack-unmatched), and malformed expressions (exit 2, nothing taken).
  */
 import type { AMQPClient } from "@cloudamqp/amqp-client";
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   assertFailure,
   drain,
@@ -225,4 +225,38 @@ Deno.test("move --filter: only matching messages move; the rest stay in the sour
     const bad = await run(["move", "--from", from, "--to", to, "--filter", "routing_key +"]);
     assertFailure(bad, 2, /--filter syntax error at column/);
   });
+});
+
+Deno.test("--filter's cost is bounded: nested comprehensions are refused before anything is taken (exit 2)", async () => {
+  const r = await run([
+    "consume",
+    "-e",
+    "",
+    "-q",
+    "kmq-never-declared",
+    "--no-declare",
+    "--filter",
+    'body.split("").all(x, body.split("").all(y, x != "z"))',
+  ]);
+  assertFailure(r, 2, /--filter nests a comprehension .* inside another: its cost grows with the square/);
+});
+
+Deno.test("--filter's cost is bounded: one evaluation over 1 s fails that message with a usage error", async () => {
+  const { MessageFilter } = await import("../lib/filter.ts");
+  const { UsageError } = await import("../lib/errors.ts");
+  const filter = new MessageFilter('body.split("").all(x, body.replace(x, x) == body)');
+  const slow = {
+    body: new TextEncoder().encode("a".repeat(4000)),
+    properties: {},
+    routingKey: "",
+    exchange: "",
+  };
+  let thrown: unknown;
+  try {
+    filter.matches(slow as unknown as import("@cloudamqp/amqp-client").AMQPMessage);
+  } catch (err) {
+    thrown = err;
+  }
+  assert(thrown instanceof UsageError, `a usage error, not ${thrown}`);
+  assertMatch(String((thrown as Error).message), /--filter took \d+\.\d s on one message \(more than 1 s/);
 });
