@@ -87,14 +87,14 @@ const SHORT_FORMS: [keyof QueueArgumentOptions, string, string][] = [
 ];
 
 /** The flag that sets an argument, for hints ("declare it with --queue-type quorum"). */
-export function flagFor(argument: string, value: string): string {
+export function flagFor(argument: string, value: string, typed = false): string {
   if (argument === "x-queue-type") return `--queue-type ${value}`;
   const short = SHORT_FORMS.find(([, , arg]) => arg === argument);
   if (short) return short[0] === "singleActiveConsumer" ? short[1] : `${short[1]} ${value}`;
   if (argument === "durable") return value === "true" ? "no --no-durable" : "--no-durable";
   if (argument === "auto_delete") return value === "true" ? "--auto-delete" : "no --auto-delete";
   if (argument === "exclusive") return value === "true" ? "--exclusive" : "no --exclusive";
-  return `--queue-arg ${argument}=${value}`;
+  return `--queue-arg ${argument}${typed ? ":=" : "="}${value}`;
 }
 
 /** A queue's arguments from the command line: `x-queue-type` first, the short forms, then --queue-arg. */
@@ -166,7 +166,14 @@ export function streamOffset(value: string): string | number | bigint | Date {
     }
     return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
   }
-  if (/^\d+(Y|M|D|h|m|s)$/.test(value)) return value;
+  if (/^\d+(Y|M|D|h|m|s)$/.test(value)) {
+    if (/^0+\D$/.test(value)) {
+      throw new UsageError(
+        `--offset ${value} is an empty interval: give at least 1 (e.g. 1${value.at(-1)}), or next`,
+      );
+    }
+    return value;
+  }
   if (/^\d{4}-\d\d-\d\d/.test(value) && !Number.isNaN(Date.parse(value))) return new Date(value);
   throw new UsageError(
     `--offset '${value}' is not first, last, next, a number, an ISO 8601 time or an interval like 1h`,

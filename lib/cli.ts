@@ -755,6 +755,11 @@ function checkConsumeArguments(
         `to run it for each message put -- before it (kmq consume -- ${command.join(" ")})`,
     );
   }
+  if (!o.ack && (o.queueType === "stream" || o.offset !== undefined)) {
+    throw new InvalidArgumentError(
+      "a stream needs acknowledgements (RabbitMQ uses them for flow control): drop --no-ack",
+    );
+  }
   if (o.ackUnmatched && o.filter === undefined) {
     throw new InvalidArgumentError("--ack-unmatched needs --filter: without one every message matches");
   }
@@ -979,7 +984,7 @@ Examples:
 function buildPurge(program: Command, done: Done): void {
   program.command("purge")
     .description("remove every ready message from a queue and say how many")
-    .argument("<queue>", "the queue")
+    .argument("<queue>", "the queue", shortString("the queue name"))
     .action((queue, _o, cmd) => {
       done({ command: "operate", options: { ...globalsOf(cmd), operation: { op: "purge", queue } } });
     });
@@ -989,7 +994,7 @@ function buildDelete(program: Command, done: Done): void {
   const remove = program.command("delete").description("delete a queue or an exchange");
   remove.command("queue")
     .description("delete a queue, and the messages in it")
-    .argument("<name>", "the queue")
+    .argument("<name>", "the queue", shortString("the queue name"))
     .option("--if-empty", "only if it holds no messages", false)
     .option("--if-unused", "only if it has no consumers", false)
     .action((queue, o, cmd) => {
@@ -998,7 +1003,7 @@ function buildDelete(program: Command, done: Done): void {
     });
   remove.command("exchange")
     .description("delete an exchange")
-    .argument("<name>", "the exchange")
+    .argument("<name>", "the exchange", shortString("the exchange name"))
     .option("--if-unused", "only if nothing is bound to it", false)
     .action((exchange, o, cmd) => {
       const operation = { op: "delete-exchange" as const, exchange, ifUnused: o.ifUnused };

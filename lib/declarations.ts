@@ -156,7 +156,7 @@ export async function declareTopology(
       if (!m) throw err;
       const spec = m.kind === "queue" ? topology.queue : topology.exchange;
       if (!spec?.adopt || passive[m.kind] || m.argument === "type") {
-        throw m.kind === "queue" ? conflict(m) : err;
+        throw m.kind === "queue" ? conflict(m, topology.queue?.arguments[m.argument]) : err;
       }
       log.info(
         `${m.kind} '${m.name}' exists ${existing(m)}: using it as it is (no ${m.kind} options given)`,
@@ -276,15 +276,45 @@ export function valueOf(worded: string): string {
   return /'([^']*)'/.exec(worded)?.[1] ?? worded;
 }
 
-function conflict(m: Mismatch): KmqError {
+/** "a number" from "the value '10' of type 'signedint'"; undefined where the broker names no type. */
+function typeOf(worded: string): string | undefined {
+  const type = /of type '([a-z]+)'/.exec(worded)?.[1];
+  if (type === undefined) return undefined;
+  if (type === "longstr") return "a string";
+  if (type === "bool") return "a boolean";
+  return /int|long|short|byte/.test(type) ? "a number" : `of AMQP type ${type}`;
+}
+
+/**
+ * Exit 6 naming the flag that would match. `asked` is the value the command line gave: where the
+ * broker words both sides alike ('10' and '10'), they differ in type, and that decides the hint.
+ */
+function conflict(m: Mismatch, asked?: unknown): KmqError {
   const current = valueOf(m.current);
-  const asked = m.received === "none" ? "none" : `'${valueOf(m.received)}'`;
+  const sameText = m.current !== "none" && m.received !== "none" && valueOf(m.received) === current;
+  const askedType = typeof asked === "string"
+    ? "a string"
+    : asked === undefined
+    ? undefined
+    : "a typed value";
+  const [has, wants] = [
+    typeOf(m.current) ?? (sameText && askedType === "a string" ? "a number or boolean" : undefined),
+    typeOf(m.received) ?? (sameText ? askedType : undefined),
+  ];
+  // the same text of different types ('10' the number, '10' the string) must say which is which
+  const showTypes = sameText || (has !== undefined && wants !== undefined && has !== wants);
+  const typed = (v: string, t?: string) => showTypes && t ? `'${v}' (${t})` : `'${v}'`;
+  const askedText = m.received === "none" ? "none" : typed(valueOf(m.received), wants);
   const match = current === "none"
     ? `drop ${flagFor(m.argument, "").trim()}`
-    : `declare it with ${flagFor(m.argument, current)}`;
+    : `declare it with ${
+      flagFor(m.argument, current, has !== undefined ? has !== "a string" : typeof asked !== "string")
+    }`;
   return new KmqError(
     ExitCode.brokerRefused,
-    `declaring queue '${m.name}': it exists ${existing(m)} where the command line asks for ${asked}: ` +
+    `declaring queue '${m.name}': it exists ${
+      current === "none" ? existing(m) : `with ${m.argument} ${typed(current, has)}`
+    } where the command line asks for ${askedText}: ` +
       `${match} to match, give no queue options to use it as it is, or delete it first`,
   );
 }

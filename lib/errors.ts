@@ -100,6 +100,13 @@ const hints: Record<string, string> = {
 export function classifyError(err: unknown, what: string, secret?: string): KmqError {
   if (err instanceof KmqError) return err;
   const raw = err instanceof Error ? err.message : String(err);
+  if (/Max number of channels reached/.test(raw)) {
+    return new KmqError(
+      ExitCode.usage,
+      `${what}: the URL's channelMax allows fewer channels than kmq needs (at most 2 on one connection): ` +
+        "raise it or drop it",
+    );
+  }
   // the broker's reasons may hold Erlang terms spread over several lines
   const text = mask(raw, secret).replace(/\s+/g, " ").trim();
   const code = /\((\d{3})\)\s*$/.exec(text)?.[1];
@@ -113,6 +120,26 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
     }
     if (name === "NOT_IMPLEMENTED" && /automatic acknowledgement/.test(detail)) {
       return new KmqError(ExitCode.usage, `${what}: a stream queue needs acknowledgements: drop --no-ack`);
+    }
+    const typeWanted = /invalid arg '([^']+)'.*expected (integer|boolean|number), got longstr/.exec(detail);
+    if (name === "PRECONDITION_FAILED" && typeWanted) {
+      const [, arg = "", type = ""] = typeWanted;
+      return new KmqError(
+        ExitCode.usage,
+        `${what}: the broker takes ${arg} as ${
+          type === "integer" ? "an integer" : `a ${type}`
+        }, and key=value ` +
+          `gives a string: write it as key:=json (e.g. --queue-arg ${arg}:=${
+            type === "boolean" ? "true" : "10"
+          })`,
+      );
+    }
+    if (name === "PRECONDITION_FAILED" && /invalid_stream_offset_arg/.test(detail)) {
+      return new KmqError(
+        ExitCode.usage,
+        `${what}: the broker refused this --offset (${detail}): give first, last, next, an offset, a time or ` +
+          "an interval such as 1h",
+      );
     }
     if (name === "PRECONDITION_FAILED" && /invalid arg 'x-stream-offset'/.test(detail)) {
       return new KmqError(

@@ -144,7 +144,9 @@ export class MessageFilter {
     if (took > BUDGET_MS) {
       // evaluation blocks everything, heartbeats included: a connection would be dropped
       throw new UsageError(
-        `--filter took ${(took / 1000).toFixed(1)} s on one message (more than ${BUDGET_MS / 1000} s, during ` +
+        `--filter took ${(took / 1000).toFixed(1)} s on one message (more than ${
+          BUDGET_MS / 1000
+        } s, during ` +
           "which kmq cannot answer the broker): that message stays in the queue; make the condition cheaper",
       );
     }

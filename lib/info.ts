@@ -7,7 +7,7 @@
 import type { Writable } from "node:stream";
 import type { GlobalOptions } from "./cli.ts";
 import { write } from "./consume-loop.ts";
-import { showControls } from "./errors.ts";
+import { ExitCode, KmqError, showControls } from "./errors.ts";
 import { escapeJsonControls } from "./formats.ts";
 import { getJson, managementApi } from "./management.ts";
 
@@ -89,8 +89,23 @@ export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
         "messages_unacknowledged,consumers",
     ),
     getJson(api, `bindings/${vh}?columns=source,destination,destination_type,routing_key,arguments`),
-  ]) as [ApiExchange[], ApiQueue[], ApiBinding[]];
-  const info = topologyOf(api.vhost, exchanges, queues, bindings);
+  ]);
+  const shaped = (list: unknown, key: string) =>
+    Array.isArray(list) &&
+    list.every((x) => x !== null && typeof x === "object" && typeof x[key] === "string");
+  if (!shaped(exchanges, "name") || !shaped(queues, "name") || !shaped(bindings, "source")) {
+    throw new KmqError(
+      ExitCode.unreachable,
+      `the answer of ${api.display} is JSON, but not lists of exchanges, queues and bindings: is it RabbitMQ's ` +
+        "management API? (give its address with --api-url)",
+    );
+  }
+  const info = topologyOf(
+    api.vhost,
+    exchanges as ApiExchange[],
+    queues as ApiQueue[],
+    bindings as ApiBinding[],
+  );
   const text = o.format === "json"
     ? escapeJsonControls(JSON.stringify(info, null, 2)) + "\n"
     : renderTree(info);

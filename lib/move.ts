@@ -5,7 +5,7 @@
  * in both: at-least-once, never lost). Bodies, properties and typed headers are kept byte for
  * byte unless --set-header / --drop-header say otherwise.
  */
-import type { AMQPClient, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
 import type { GlobalOptions } from "./cli.ts";
 import { closeQuietly, connect } from "./connection.ts";
 import { topologyFrom } from "./declarations.ts";
@@ -293,7 +293,7 @@ async function moveFrom(
         if (quiet >= o.idleTimeout * 1000) break;
         continue;
       }
-      if ((await readyIn(client, o.from)) > 0) continue;
+      if ((await readyIn(ch, o.from)) > 0) continue;
       // empty once: look again a moment later, with nothing delivered in between
       const mark = lastDelivery;
       await new Promise<void>((resolve) => {
@@ -301,7 +301,7 @@ async function moveFrom(
         setTimeout(resolve, CONFIRM_EMPTY_MS);
       });
       if (inbox.length > 0 || lost || lastDelivery !== mark || io.stop.aborted) continue;
-      if ((await readyIn(client, o.from)) === 0) {
+      if ((await readyIn(ch, o.from)) === 0) {
         foundEmpty = true;
         break;
       }
@@ -348,7 +348,7 @@ async function moveFrom(
   if (lost) throw new SourceLost(lost.message);
   if (foundEmpty && moved.failed === 0) {
     // the last word on "empty" comes after the consumer is gone and every ack is in
-    const left = await readyIn(client, o.from);
+    const left = await readyIn(ch, o.from);
     if (left > 0) throw new SourceNotEmpty(left);
   }
   if (moved.failed > 0) {
@@ -370,6 +370,7 @@ async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): Promise<
         cause: classifyError(err, "checking the source"),
       });
     });
+    await ch.close(); // one channel at a time: a URL may allow no more (channelMax)
     const facts = holds
       ? await guardRequeues(client, o.from, o.broker, "--filter", o.acceptDeliveryCount, io.log)
       : await queueFacts(client, o.from, o.broker);
@@ -386,14 +387,9 @@ async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): Promise<
   }
 }
 
-/** Messages ready in the queue, as the broker counts them now (a fresh channel each time). */
-async function readyIn(client: AMQPClient, queue: string): Promise<number> {
-  const ch = await client.channel();
-  try {
-    return (await ch.queueDeclare(queue, { passive: true })).messageCount;
-  } finally {
-    await ch.close().catch(() => {});
-  }
+/** Messages ready in the queue, as the broker counts them now (asked on the consumer's channel). */
+async function readyIn(ch: AMQPChannel, queue: string): Promise<number> {
+  return (await ch.queueDeclare(queue, { passive: true })).messageCount;
 }
 
 /** The source message's properties as kmq publishes them, headers changed as asked. */

@@ -11,6 +11,7 @@ import {
   run,
   sleep,
   startConsumer,
+  TEST_URL,
   unique,
   withCleanup,
 } from "./helpers.ts";
@@ -443,4 +444,60 @@ Deno.test("a password file that never ends (/dev/zero) is refused at once (exit 
     const r = await run(["--password-file", "/dev/zero", ...args], { timeoutMs: BOUND });
     assertFailure(r, 3, /--password-file file '\/dev\/zero' is larger than 1048576 bytes/);
   }
+});
+
+Deno.test("exit codes: names over 255 bytes (2), channelMax=1 (move works), JSON of another shape from the API (4)", async () => {
+  const long = "q".repeat(300);
+  for (const args of [["purge", long], ["delete", "queue", long], ["delete", "exchange", long]]) {
+    const r = await run(args);
+    assertFailure(r, 2, /name is 300 bytes long: AMQP allows at most 255/);
+  }
+  const [src, dst] = [unique("kmq-src"), unique("kmq-dst")];
+  await withCleanup({ queues: [src, dst] }, async (client) => {
+    const p = await run(["produce", "-e", "", "-r", src, "-q", src, "--lines", "--quiet"], {
+      stdin: numbered(50),
+    });
+    assertEquals(p.code, 0, p.stderr);
+    const url = `${TEST_URL}?channelMax=1`;
+    const r = await run(["-u", url, "move", "--from", src, "--to", dst], { timeoutMs: BOUND });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals([await queueDepth(client, src), await queueDepth(client, dst)], [0, 50]);
+  });
+  const other = hostileApi(() =>
+    new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"status": "ok", "items": [1, 2, 3]}'));
+        c.close();
+      },
+    })
+  );
+  try {
+    const r = await run(["info", "--api-url", other.url], { timeoutMs: BOUND });
+    assertFailure(r, 4, /is JSON, but not lists of exchanges, queues and bindings/);
+  } finally {
+    await other.stop();
+  }
+});
+
+Deno.test("hints: a typed argument given as a string says so and suggests :=; --offset 0s and --no-ack on a stream are exit 2", async () => {
+  const q = unique("kmq-prio");
+  await withCleanup({ queues: [q] }, async () => {
+    const fresh = await run(["declare", "-e", "", "-q", q, "--queue-arg", "x-max-priority=10"]);
+    assertFailure(
+      fresh,
+      2,
+      /takes x-max-priority as an integer, and key=value gives a string: .*--queue-arg x-max-priority:=10/,
+    );
+    assertEquals((await run(["declare", "-e", "", "-q", q, "--queue-arg", "x-max-priority:=10"])).code, 0);
+    const again = await run(["declare", "-e", "", "-q", q, "--queue-arg", "x-max-priority=10"]);
+    assertFailure(
+      again,
+      6,
+      /exists with x-max-priority '10' \(a number or boolean\) where the command line asks for '10' \(a string\): declare it with --queue-arg x-max-priority:=10/,
+    );
+  });
+  const zero = await run(["consume", "-q", "s", "--queue-type", "stream", "--offset", "0s"]);
+  assertFailure(zero, 2, /--offset 0s is an empty interval/);
+  const noAck = await run(["consume", "-q", "s", "--queue-type", "stream", "--no-ack"]);
+  assertFailure(noAck, 2, /a stream needs acknowledgements .*: drop --no-ack/);
 });
