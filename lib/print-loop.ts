@@ -113,7 +113,6 @@ export class PrintLoop extends ConsumeLoop {
       this.stopping = true;
       return false;
     }
-    this.handled = written;
     if (o.ack && this.sieve?.hold) {
       // a multiple-ack would take the held, non-matching messages too: one ack each
       await Promise.all(shown.map((m) => m.ack()));
@@ -121,6 +120,9 @@ export class PrintLoop extends ConsumeLoop {
       if (ackable) await ackable.channel.basicAck(ackable.deliveryTag, true);
       if (ackable !== lastWritten) this.deferredAck = lastWritten;
     }
+    // counted once their acks are out: a connection lost before that redelivers them (the summary
+    // said "written and settled" of messages whose acks never left)
+    this.handled = written;
     return !halted;
   }
 
