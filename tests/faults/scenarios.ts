@@ -8,43 +8,8 @@ import { type Running, type RunResult, sleep } from "../helpers.ts";
 import { PrivateBroker } from "../private_broker.ts";
 import { CuttableProxy } from "../proxy.ts";
 
-/** Lines `from`..`to` (numbers), newline-terminated: message i's body is `i`. */
-export function numbered(from: number, to: number): string {
-  const out: string[] = [];
-  for (let i = from; i <= to; i++) out.push(String(i));
-  return out.join("\n") + "\n";
-}
-
-export interface Tally {
-  sent: number;
-  received: number;
-  duplicated: number;
-  lost: number;
-}
-
-/** Counts the bodies 1..sent among `bodies`: how many came, came twice or more, never came. */
-function tally(sent: number, bodies: Iterable<string>): Tally {
-  const seen = new Uint32Array(sent + 1);
-  let received = 0;
-  for (const b of bodies) {
-    const n = Number(b);
-    assert(Number.isInteger(n) && n >= 1 && n <= sent, `unexpected message '${b}'`);
-    seen[n]!++;
-    received++;
-  }
-  let duplicated = 0;
-  let lost = 0;
-  for (let i = 1; i <= sent; i++) {
-    if (seen[i] === 0) lost++;
-    else duplicated += seen[i]! - 1;
-  }
-  return { sent, received, duplicated, lost };
-}
-
-/** Lines of a consumer's stdout (one message each). */
-export function linesOf(text: string): string[] {
-  return text.split("\n").filter((l) => l !== "");
-}
+export { linesOf, numbered, type Tally, tally } from "../tally.ts";
+import { type Tally, tally } from "../tally.ts";
 
 /**
  * Every message in the queue, taken with auto-ack through the library (not kmq, which is what is
