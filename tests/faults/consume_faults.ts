@@ -235,8 +235,16 @@ scenario("10: --exec-timeout kills the command's whole process group (a grandchi
   const q = unique("f10");
   await fill(node.url, q, 1);
   const started = performance.now();
-  const c = consumer(node.url, q, ["-n", "1", "--exec-timeout", "1"], ["bash", "-c", "sleep 20; true"]);
+  const pidFile = await Deno.makeTempFile();
+  // bash, then its child sleep: a grandchild of kmq, whose pid is written down
+  const script = `sleep 20 & echo $! > ${pidFile}; wait $!; true`;
+  const c = consumer(node.url, q, ["-n", "1", "--exec-timeout", "1"], ["bash", "-c", script]);
   const r = await finish(c, 10_000, "consume with a grandchild past --exec-timeout");
+  const grandchild = (await Deno.readTextFile(pidFile)).trim();
+  await Deno.remove(pidFile);
+  assert(/^\d+$/.test(grandchild), `the grandchild wrote its pid: '${grandchild}'`);
+  const alive = await new Deno.Command("kill", { args: ["-0", grandchild], stderr: "null" }).output();
+  assert(!alive.success, `the grandchild ${grandchild} is gone too`);
   assertEquals(r.code, 8, r.stderr);
   assertMatch(r.stderr, /handler killed after --exec-timeout 1 s .*: requeued/);
   assertMatch(r.stderr, /1 message\(s\) not handled/);

@@ -35,10 +35,14 @@ scenario("15: kmq killed (-9) during a move of 20,000 messages", async (node) =>
     const m = new Running(["move", "--from", src, "--to", dst, "--to-url", node.url]);
     await waitFor(async () => (await node.queueMessages(dst)) >= N / 4, 60_000, "a quarter moved");
     m.kill("SIGKILL");
-    await m.result();
+    assertEquals((await m.result()).code, 137, "killed by SIGKILL");
     // what is not in the target is still in the source
     const moved = await takeAll(node.url, dst);
     const left = await takeAll(TEST_URL, src);
+    assert(
+      moved.length > 0 && left.length > 0,
+      `the kill landed mid-move: ${moved.length} moved, ${left.length} left`,
+    );
     await account(
       "15 move, kmq killed -9",
       N,
