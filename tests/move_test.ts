@@ -1,9 +1,11 @@
 /** kmq move: nothing lost, every byte and typed header kept (checked through pika), usage errors. */
 import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
-import { assertEquals, assertMatch } from "./assert.ts";
-import { run, Running, sleep, unique, withCleanup } from "./helpers.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { drain, run, Running, sleep, unique, withCleanup } from "./helpers.ts";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { TakenCount } from "../lib/taken-count.ts";
+import { assertAllArrived, numbered } from "./tally.ts";
+import { waitFor } from "./faults/scenarios.ts";
 
 async function ready(queue: string): Promise<number> {
   const out = await new Deno.Command("rabbitmqctl", {
@@ -88,27 +90,29 @@ Deno.test("move: bad targets are usage errors; a missing source or target exchan
 
 Deno.test("move: Ctrl-C to the process group mid-move and --rate: exit 130, every message in one queue or the other", async () => {
   const [source, target] = [unique("kmq-mcsrc"), unique("kmq-mcdst")];
-  await withCleanup({ queues: [source, target] }, async () => {
-    const lines = Array.from({ length: 5_000 }, (_, i) => `${i}\n`).join("");
+  await withCleanup({ queues: [source, target] }, async (client) => {
+    const total = 5_000;
     assertEquals(
-      (await run(["produce", "-e", "", "-r", source, "-q", source, "--lines"], { stdin: lines })).code,
+      (await run(["produce", "-e", "", "-r", source, "-q", source, "--lines"], { stdin: numbered(1, total) }))
+        .code,
       0,
     );
-    // --rate 500: 5,000 messages would take 10 s; the signal comes after about 1 s
+    // --rate 500: the move would take 10 s; the signal comes once the first messages arrived
     const move = new Running(["move", "--from", source, "--to", target, "--rate", "500"], { setsid: true });
-    await sleep(1_000);
+    await waitFor(async () => (await ready(target)) > 0, 30_000, "the first moved messages");
     await move.killGroup("SIGINT");
     const r = await move.result();
     assertEquals(r.code, 130, r.stderr);
     const said = /stopped by SIGINT: moved (\d+) message\(s\); the rest stay in queue/.exec(r.stderr);
-    assertEquals(said !== null, true, r.stderr);
-    const moved = Number(said![1]);
-    assertEquals(moved > 100 && moved < 1_500, true, `--rate 500 for about 1 s moved ${moved}`);
-    assertEquals(
-      [await ready(target), await ready(source)],
-      [moved, 5_000 - moved],
-      "nothing lost, nothing twice",
+    assert(said !== null, r.stderr);
+    const moved = (await drain(client, target)).map((m) => m.bodyToString() ?? "");
+    const left = (await drain(client, source)).map((m) => m.bodyToString() ?? "");
+    assert(
+      moved.length > 0 && left.length > 0,
+      `stopped mid-move: ${moved.length} moved, ${left.length} left`,
     );
+    assertEquals(moved.length, Number(said[1]), "the count said is the count moved");
+    assertAllArrived(total, [...moved, ...left], 0); // nothing lost, nothing twice
   });
 });
 
