@@ -594,7 +594,8 @@ Deno.test({
           assertFailure(r, c.code, c.stderr);
           assertNoPassword(r, c.name);
           if (c.name.includes("10 s")) {
-            assert(elapsed >= 9_000 && elapsed < 15_000, `gave up after ${elapsed} ms`);
+            // the 10 s bound holds: not before it, and not far past it even on a loaded machine
+            assert(elapsed >= 9_000 && elapsed < 30_000, `gave up after ${elapsed} ms`);
             return; // the slow one: once is enough
           }
           // --verbose logs more (and stack traces for unexpected errors): still no password

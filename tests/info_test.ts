@@ -228,9 +228,14 @@ Deno.test("info: the tree and -o json agree with rabbitmqctl's list_* on a node 
       (c) => (c.close(), true),
       () => false,
     );
+    const derived = await run(["info"], { env });
     if (!listening) { // the shared broker runs no management plugin
-      const derived = await run(["info"], { env });
       assertFailure(derived, 4, /the management API at http:\/\/127\.0\.0\.1:15672\/api\/ is not reachable/);
+    } else { // something answers there: whatever it says, kmq asked the derived address
+      assert(
+        derived.code === 0 || derived.stderr.includes("http://127.0.0.1:15672/api/"),
+        `the derived address was used: ${derived.stderr}`,
+      );
     }
 
     const wrong = await run(["info", ...api], {
@@ -294,7 +299,8 @@ Deno.test("info: no management API is exit 4 naming the plugin to enable; a bad 
     await waiting.killGroup("SIGINT");
     const stopped = await waiting.result();
     assertEquals(stopped.code, 130, stopped.stderr);
-    assert(Date.now() - signalled < 2_000, "ends at once");
+    // at once: far below the API's own 10 s and 20 s bounds, which a stop must not wait for
+    assert(Date.now() - signalled < 8_000, "ends at once");
     assert(!/\bat \S+:\d+/.test(stopped.stderr), `no stack trace: ${stopped.stderr}`);
   } finally {
     silent.close();

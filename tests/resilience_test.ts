@@ -73,7 +73,7 @@ Deno.test("produce --lines across three connection cuts: every line arrives at l
 Deno.test("produce gives up after --retry-timeout with exit 7 and says what was confirmed", async () => {
   const q = unique("kmq-q");
   const proxy = new CuttableProxy({ hostname: broker.hostname, port: Number(broker.port || 5672) });
-  await withCleanup({ queues: [q] }, async () => {
+  await withCleanup({ queues: [q] }, async (client) => {
     const url = `amqp://guest:guest@127.0.0.1:${proxy.port}/`;
     const run = new Running(
       [
@@ -102,6 +102,11 @@ Deno.test("produce gives up after --retry-timeout with exit 7 and says what was 
       r.stderr,
       /gave up reconnecting after 1 s .*: \d+ of \d+ messages confirmed, \d+ unconfirmed( starting at argument 1 \(round \d+\))?$/m,
     );
+    // what kmq says was confirmed is in the queue (unconfirmed ones may be there too)
+    const confirmed = Number(/(\d+) of \d+ messages confirmed/.exec(r.stderr)![1]);
+    assert(confirmed > 0, r.stderr);
+    const depth = await queueDepth(client, q);
+    assert(depth >= confirmed, `${depth} in the queue, ${confirmed} confirmed`);
   }).finally(() => proxy.close());
 });
 

@@ -4,7 +4,7 @@
  * an offset, headers-exchange bindings, exchange arguments and consumer arguments.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { run, unique, withCleanup } from "./helpers.ts";
+import { assertFailure, run, Running, sleep, unique, withCleanup } from "./helpers.ts";
 
 interface Listed {
   name: string;
@@ -97,7 +97,9 @@ Deno.test("topology: each queue type with its arguments, as rabbitmqctl lists th
     });
     // the overflow argument works: a third message is refused, and kmq says it was not delivered
     const p = await run(["produce", "-e", "", "-r", c, "a", "b", "c"]);
-    assertEquals(p.code, 7, p.stderr);
+    assertFailure(p, 7, /1 of 3 messages not delivered: 1 nacked by the broker \(argument 3\)/);
+    const kept = await run(["consume", "-e", "", "-q", c, "-n", "2"]);
+    assertEquals([kept.code, kept.stdout], [0, "a\nb\n"], kept.stderr);
   });
 });
 
@@ -229,8 +231,31 @@ Deno.test("topology: headers exchange bindings route on -H headers; exchange and
       assertEquals(p.code, 0, p.stderr);
     }
     // the exchange exists with its alternate exchange: used as it is (no exchange options given)
-    const got = await run(["consume", ...binding, "--match", "any", "-n", "2", "--consumer-priority", "5"]);
-    assertEquals([got.code, got.stdout], [0, "a\nb\n"], got.stderr);
+    const consumer = new Running([
+      "consume",
+      ...binding,
+      "--match",
+      "any",
+      "-n",
+      "3",
+      "--consumer-priority",
+      "5",
+    ]);
+    // it takes a and b, then waits for a third: its arguments can be looked at meanwhile
+    // the priority is the broker's to show: rabbitmqctl lists the consumer's arguments
+    let args = "";
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && !args.includes("x-priority");) {
+      const out = await new Deno.Command("rabbitmqctl", {
+        args: ["-q", "list_consumers", "queue_name", "arguments"],
+        stdout: "piped",
+      }).output();
+      args = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith(`${q}\t`)) ?? "";
+      if (!args.includes("x-priority")) await sleep(100);
+    }
+    assertMatch(args, /x-priority.*5/);
+    assertEquals((await run(["produce", "-e", x, "-t", "headers", "-H", "tenant=acme", "d"])).code, 0);
+    const got = await consumer.result();
+    assertEquals([got.code, got.stdout], [0, "a\nb\nd\n"], got.stderr);
     // the unmatched one went to the alternate exchange
     const rest = await run(["consume", "-e", "", "-q", qAlt, "-n", "1"]);
     assertEquals([rest.code, rest.stdout], [0, "c\n"], rest.stderr);
