@@ -157,7 +157,7 @@ Deno.test("handler -c 4: commands overlap, each one's output stays together", as
       const most = Math.max(
         ...lines.filter((l) => l.startsWith("second")).map((l) => Number(/(\d+) started/.exec(l)![1])),
       );
-      assert(most >= 2, "several commands ran at once");
+      assert(most >= 2, "several commands ran at once (each counts those running beside it)");
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
