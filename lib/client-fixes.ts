@@ -17,6 +17,7 @@
  *   They are written as kmq writes headers (`writeField` in wire.ts): the width each value needs.
  */
 import { AMQPClient, type AMQPProperties } from "@cloudamqp/amqp-client";
+import { WireTimestamp } from "./timestamp.ts";
 import { AMQPView } from "@cloudamqp/amqp-client/amqp-view";
 import { installTypedFieldDecoding } from "./field-decoding.ts";
 import type { FieldValue } from "./fields.ts";
@@ -29,24 +30,6 @@ const BASIC = 60;
 const BASIC_NACK = 120;
 /** type (1) + channel (2) + size (4) + class (2) + method (2) + delivery tag (8) */
 const NACK_FLAGS_AT = 19;
-
-/**
- * A timestamp property as it was on the wire. It is a Date for code that wants one (Invalid Date
- * where the value is outside the Date range); `seconds` is the exact value.
- */
-export class WireTimestamp extends Date {
-  constructor(readonly seconds: bigint) {
-    const ms = seconds * 1000n;
-    super(ms <= 8_640_000_000_000_000n ? Number(ms) : NaN);
-  }
-}
-
-/** The exact timestamp property of a received message, in seconds since the epoch. */
-export function timestampOf(p: AMQPProperties): bigint | undefined {
-  const t = p.timestamp;
-  if (t === undefined) return undefined;
-  return t instanceof WireTimestamp ? t.seconds : BigInt(Math.floor(t.getTime() / 1000));
-}
 
 /** Where the timestamp sits in a property list that has one (lengths read from the bytes). */
 function timestampAt(view: AMQPView, at: number): number {

@@ -1,5 +1,6 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-import { ConsumeLoop, readerGone, write } from "./consume-loop.ts";
+import { ConsumeLoop } from "./consume-loop.ts";
+import { readerGone, write } from "./output.ts";
 import { KmqError, UsageError } from "./errors.ts";
 import { type OutputStream, runHandler, terminateRunningHandlers, type Verdict } from "./handler.ts";
 import { TypedField } from "./fields.ts";

@@ -10,7 +10,7 @@ import { celEnv, CelScalar, isCelError, mapType, parse, plan } from "@bufbuild/c
 import { strings } from "@bufbuild/cel/ext";
 import { UsageError } from "./errors.ts";
 import { type FieldValue, RawField, TypedField } from "./fields.ts";
-import { timestampOf } from "./client-fixes.ts";
+import { timestampOf } from "./timestamp.ts";
 
 /** The longest one evaluation may take (it blocks the event loop, so the heartbeats too). */
 const BUDGET_MS = 1_000;

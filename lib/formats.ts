@@ -1,7 +1,7 @@
 import { Buffer } from "node:buffer";
 import type { AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
 import { exactJson, type FieldTable, tableToJson } from "./fields.ts";
-import { timestampOf } from "./client-fixes.ts";
+import { timestampOf } from "./timestamp.ts";
 
 export const FORMATS = ["line", "raw", "json"] as const;
 export type Format = (typeof FORMATS)[number];

@@ -13,7 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { type FieldTable, tableToJson } from "./fields.ts";
 import { messageToRecord } from "./formats.ts";
-import { timestampOf } from "./client-fixes.ts";
+import { timestampOf } from "./timestamp.ts";
 
 /** EX_TEMPFAIL: "try again later" — the message goes back to the queue. */
 export const EXIT_REQUEUE = 75;

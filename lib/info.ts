@@ -6,7 +6,7 @@
  */
 import type { Writable } from "node:stream";
 import type { GlobalOptions } from "./cli.ts";
-import { write } from "./consume-loop.ts";
+import { write } from "./output.ts";
 import { ExitCode, KmqError, showControls } from "./errors.ts";
 import { escapeJsonControls } from "./formats.ts";
 import { getJson, managementApi } from "./management.ts";

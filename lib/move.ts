@@ -19,7 +19,8 @@ import type { Sieve } from "./filter.ts";
 import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
 import { SourceConsumer } from "./source-consumer.ts";
 import { TakenCount } from "./taken-count.ts";
-import { brokerIdentity, timestampOf } from "./client-fixes.ts";
+import { brokerIdentity } from "./client-fixes.ts";
+import { timestampOf } from "./timestamp.ts";
 import { guardRequeues, queueFacts } from "./queue-facts.ts";
 
 export interface MoveOptions extends GlobalOptions {

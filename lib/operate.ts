@@ -7,7 +7,7 @@ import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-clien
 import type { GlobalOptions } from "./cli.ts";
 import { closeQuietly, connect } from "./connection.ts";
 import type { Writable } from "node:stream";
-import { readerGone, write } from "./consume-loop.ts";
+import { readerGone, write } from "./output.ts";
 import { guardRequeues, queueFacts } from "./queue-facts.ts";
 import { classifyError, ExitCode, KmqError } from "./errors.ts";
 import { type Format, formatMessage, forTerminal } from "./formats.ts";

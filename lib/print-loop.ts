@@ -1,6 +1,7 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
-import { ConsumeLoop, readerGone, write } from "./consume-loop.ts";
+import { ConsumeLoop } from "./consume-loop.ts";
+import { readerGone, write } from "./output.ts";
 import { formatMessage, forTerminal } from "./formats.ts";
 
 /**

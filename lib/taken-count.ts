@@ -7,7 +7,7 @@
  * source.
  */
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-import { timestampOf } from "./client-fixes.ts";
+import { timestampOf } from "./timestamp.ts";
 
 export class TakenCount {
   /** Messages taken, redeliveries of recent ones not counted. */

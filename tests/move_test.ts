@@ -1,7 +1,7 @@
 /** kmq move: nothing lost, every byte and typed header kept (checked through pika), usage errors. */
 import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { drain, run, Running, sleep, unique, withCleanup } from "./helpers.ts";
+import { drain, run, Running, unique, withCleanup } from "./helpers.ts";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { TakenCount } from "../lib/taken-count.ts";
 import { assertAllArrived, numbered } from "./tally.ts";
