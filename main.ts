@@ -3,8 +3,8 @@
  * line on stderr and a documented exit code; a stack trace only with --verbose.
  */
 import process from "node:process";
-import { ExitCode, forStderr, KmqError, redactUrl } from "./lib/errors.ts";
-import { VERSION } from "./lib/version.ts";
+import { ExitCode, forStderr, KmqError, redactUrl } from "./lib/term/errors.ts";
+import { VERSION } from "./lib/term/version.ts";
 
 // Each command's modules load when it runs (and commander only when there is a command line to
 // parse): a shell loop pays for what it uses, and `kmq --version` for nearly nothing.
@@ -30,7 +30,7 @@ function stdout(): typeof process.stdout {
 
 /** stderr for progress lines; node:fs (to ask the descriptor) loads only for the commands that draw them. */
 async function lazyStderr() {
-  const { isTerminal } = await import("./lib/terminal.ts");
+  const { isTerminal } = await import("./lib/term/terminal.ts");
   return {
     get isTTY(): boolean {
       return isTerminal(2);
@@ -48,9 +48,9 @@ async function run(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   const [{ checkArgumentsUtf8 }, { parseCommandLine }, { stderrLog }] = await Promise.all([
-    import("./lib/argv.ts"),
-    import("./lib/cli.ts"),
-    import("./lib/log.ts"),
+    import("./lib/term/argv.ts"),
+    import("./lib/commands/registry.ts"),
+    import("./lib/term/log.ts"),
   ]);
   checkArgumentsUtf8(argv);
   const invocation = parseCommandLine(argv);
@@ -63,7 +63,7 @@ async function run(argv: string[]): Promise<number> {
   const log = stderrLog(verbose);
   switch (invocation.command) {
     case "produce": {
-      const { cmdProduce } = await import("./lib/produce.ts");
+      const { cmdProduce } = await import("./lib/commands/produce.ts");
       await cmdProduce(invocation.options, {
         // opening process.stdin costs start-up time: only touch it when messages come from there
         stdin: () => process.stdin,
@@ -76,8 +76,8 @@ async function run(argv: string[]): Promise<number> {
     }
     case "consume": {
       const [{ cmdConsume }, handlers] = await Promise.all([
-        import("./lib/consume.ts"),
-        import("./lib/handler.ts"),
+        import("./lib/commands/consume.ts"),
+        import("./lib/consume/handler.ts"),
       ]);
       killRunningHandlers = handlers.killRunningHandlers;
       await cmdConsume(invocation.options, {
@@ -89,12 +89,12 @@ async function run(argv: string[]): Promise<number> {
       return ExitCode.ok;
     }
     case "call": {
-      const { cmdCall } = await import("./lib/call.ts");
+      const { cmdCall } = await import("./lib/commands/call.ts");
       await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: stdout(), log });
       return ExitCode.ok;
     }
     case "celery-send": {
-      const { cmdCelerySend } = await import("./lib/celery.ts");
+      const { cmdCelerySend } = await import("./lib/commands/celery.ts");
       await cmdCelerySend(invocation.options, {
         stdin: () => process.stdin,
         stderr: process.stderr,
@@ -106,22 +106,22 @@ async function run(argv: string[]): Promise<number> {
       return ExitCode.ok;
     }
     case "move": {
-      const { cmdMove } = await import("./lib/move.ts");
+      const { cmdMove } = await import("./lib/commands/move.ts");
       await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: await lazyStderr() });
       return ExitCode.ok;
     }
     case "operate": {
-      const { cmdOperate } = await import("./lib/operate.ts");
+      const { cmdOperate } = await import("./lib/commands/operate.ts");
       await cmdOperate(invocation.options, { stdout: stdout(), log });
       return ExitCode.ok;
     }
     case "info": {
-      const { cmdInfo } = await import("./lib/info.ts");
+      const { cmdInfo } = await import("./lib/commands/info.ts");
       await cmdInfo(invocation.options, { stdout: stdout() });
       return ExitCode.ok;
     }
     case "declare": {
-      const { cmdDeclare } = await import("./lib/declare.ts");
+      const { cmdDeclare } = await import("./lib/commands/declare.ts");
       await cmdDeclare(invocation.options, log);
       return ExitCode.ok;
     }

@@ -5,8 +5,8 @@
  * nothing lost and no secret shown.
  */
 import { AMQPClient } from "@cloudamqp/amqp-client";
-import { RawField } from "../lib/fields.ts";
-import { ByteWriter, encodeProperties, writePublish } from "../lib/wire.ts";
+import { RawField } from "../lib/messages/fields.ts";
+import { ByteWriter, encodeProperties, writePublish } from "../lib/amqp/wire.ts";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   assertFailure,

@@ -242,8 +242,8 @@ Deno.test("--filter's cost is bounded: nested comprehensions are refused before 
 });
 
 Deno.test("--filter's cost is bounded: one evaluation over 1 s fails that message with a usage error", async () => {
-  const { MessageFilter } = await import("../lib/filter.ts");
-  const { UsageError } = await import("../lib/errors.ts");
+  const { MessageFilter } = await import("../lib/messages/filter.ts");
+  const { UsageError } = await import("../lib/term/errors.ts");
   const filter = new MessageFilter('body.split("").all(x, body.replace(x, x) == body)');
   const slow = {
     body: new TextEncoder().encode("a".repeat(4000)),

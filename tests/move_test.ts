@@ -3,7 +3,7 @@ import { noPika, pika, PIKA_URL } from "./pika/pika.ts";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { drain, run, Running, unique, withCleanup } from "./helpers.ts";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-import { TakenCount } from "../lib/taken-count.ts";
+import { TakenCount } from "../lib/messages/taken-count.ts";
 import { assertAllArrived, numbered } from "./tally.ts";
 import { waitFor } from "./faults/scenarios.ts";
 

@@ -4,9 +4,9 @@
  * shared by both (which a round trip through kmq alone would hide) fails one of the two.
  */
 import { AMQPView } from "@cloudamqp/amqp-client/amqp-view";
-import { installClientFixes } from "../lib/client-fixes.ts";
-import { fieldToJson, type FieldValue, RawField, TypedField } from "../lib/fields.ts";
-import { ByteWriter, writeField } from "../lib/wire.ts";
+import { installClientFixes } from "../lib/amqp/client-fixes.ts";
+import { fieldToJson, type FieldValue, RawField, TypedField } from "../lib/messages/fields.ts";
+import { ByteWriter, writeField } from "../lib/amqp/wire.ts";
 import { assertEquals } from "./assert.ts";
 
 const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));

@@ -4,7 +4,7 @@
  * stream, or --ack-unmatched) or held unacked, to go back to the queue when the channel closes.
  */
 import type { AMQPChannel, AMQPConsumer, AMQPMessage } from "@cloudamqp/amqp-client";
-import type { Sieve } from "./filter.ts";
+import type { Sieve } from "../messages/filter.ts";
 
 export interface SourceOptions {
   /** The consumer's window (its prefetch): the broker counts unacked messages per consumer. */

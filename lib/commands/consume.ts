@@ -1,17 +1,17 @@
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { accessSync, constants, statSync } from "node:fs";
 import process from "node:process";
-import type { ConsumeOptions } from "./cli.ts";
-import { CommandLoop } from "./command-loop.ts";
-import { closeQuietly, connect, failovers } from "./connection.ts";
-import type { ConsumeIo, ConsumeLoop } from "./consume-loop.ts";
-import { declareTopology, topologyFrom } from "./declarations.ts";
-import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
-import type { Sieve } from "./filter.ts";
-import { PrintLoop } from "./print-loop.ts";
-import { guardRequeues } from "./queue-facts.ts";
+import type { ConsumeOptions } from "./registry.ts";
+import { CommandLoop } from "../consume/command-loop.ts";
+import { closeQuietly, connect, failovers } from "../amqp/connection.ts";
+import type { ConsumeIo, ConsumeLoop } from "../consume/consume-loop.ts";
+import { declareTopology, topologyFrom } from "../amqp/declarations.ts";
+import { classifyError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
+import type { Sieve } from "../messages/filter.ts";
+import { PrintLoop } from "../consume/print-loop.ts";
+import { guardRequeues } from "../amqp/queue-facts.ts";
 
-export type { ConsumeIo } from "./consume-loop.ts";
+export type { ConsumeIo } from "../consume/consume-loop.ts";
 
 /** What all the loops of one `kmq consume` (one per connection) added up to. */
 interface Totals {
@@ -42,7 +42,7 @@ export async function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void
  */
 async function sieveFor(o: ConsumeOptions): Promise<Sieve | undefined> {
   if (o.filter === undefined) return undefined;
-  const { MessageFilter } = await import("./filter.ts");
+  const { MessageFilter } = await import("../messages/filter.ts");
   const t = o.topology;
   const copies = t.queue === "" || t.exclusive || t.queueArguments?.["x-queue-type"] === "stream" ||
     o.consumerArguments["x-stream-offset"] !== undefined;

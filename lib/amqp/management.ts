@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { brokerCredentials, type BrokerOptions, parseBrokerUrls } from "./connection.ts";
-import { ExitCode, KmqError, redactUrl, UsageError } from "./errors.ts";
+import { ExitCode, KmqError, redactUrl, UsageError } from "../term/errors.ts";
 
 /** How long the API may stay silent before it counts as unreachable. */
 const TIMEOUT_MS = 10_000;

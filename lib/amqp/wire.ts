@@ -7,7 +7,7 @@
  * messages go out in one socket write.
  */
 import { Buffer } from "node:buffer";
-import { type Decimal, type FieldTable, type FieldValue, RawField, TypedField } from "./fields.ts";
+import { type Decimal, type FieldTable, type FieldValue, RawField, TypedField } from "../messages/fields.ts";
 
 /** The properties kmq publishes; `timestamp` is unsigned seconds since the epoch, as on the wire. */
 export interface MessageProperties {

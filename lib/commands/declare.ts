@@ -1,7 +1,7 @@
-import type { DeclareOptions } from "./cli.ts";
-import { closeQuietly, connect } from "./connection.ts";
-import { declareTopology, topologyFrom } from "./declarations.ts";
-import type { Log } from "./log.ts";
+import type { DeclareOptions } from "./registry.ts";
+import { closeQuietly, connect } from "../amqp/connection.ts";
+import { declareTopology, topologyFrom } from "../amqp/declarations.ts";
+import type { Log } from "../term/log.ts";
 
 /** `kmq declare`: the topology produce and consume would declare, for setup scripts. */
 export async function cmdDeclare(o: DeclareOptions, log: Log): Promise<void> {

@@ -14,8 +14,8 @@ import {
 } from "@commander-js/extra-typings";
 import process from "node:process";
 import { taskArgument } from "./celery.ts";
-import { ExactObject, type ExactValue, JsonRangeError, parseExact } from "./exact-json.ts";
-import { type Compression, COMPRESSIONS } from "./compression.ts";
+import { ExactObject, type ExactValue, JsonRangeError, parseExact } from "../messages/exact-json.ts";
+import { type Compression, COMPRESSIONS } from "../messages/compression.ts";
 import { type CommandTree, completionScript, SHELLS } from "./completion.ts";
 import {
   type ArgumentTable,
@@ -26,17 +26,17 @@ import {
   type QueueArgumentOptions,
   queueArgumentsFrom,
   streamOffset,
-} from "./arguments.ts";
-import { VERSION } from "./version.ts";
+} from "../amqp/arguments.ts";
+import { VERSION } from "../term/version.ts";
 import type { OperateOptions } from "./operate.ts";
 import type { InfoOptions } from "./info.ts";
 import type { MoveOptions } from "./move.ts";
-import { type BrokerOptions, DEFAULT_URL } from "./connection.ts";
-import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "./declarations.ts";
-import { InputError, UsageError } from "./errors.ts";
-import { FieldError, fieldFromJson, type FieldTable, putKey } from "./fields.ts";
-import { type Format, FORMATS } from "./formats.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./sources.ts";
+import { type BrokerOptions, DEFAULT_URL } from "../amqp/connection.ts";
+import { DEFAULTS, EXCHANGE_TYPES, type ExchangeType, type TopologyOptions } from "../amqp/declarations.ts";
+import { InputError, UsageError } from "../term/errors.ts";
+import { FieldError, fieldFromJson, type FieldTable, putKey } from "../messages/fields.ts";
+import { type Format, FORMATS } from "../messages/formats.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../messages/sources.ts";
 
 export interface GlobalOptions {
   broker: BrokerOptions;

@@ -5,14 +5,14 @@
  * cancelling it; what it handled, failed and why it ended make kmq's exit code.
  */
 import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
-import type { Sieve } from "./filter.ts";
-import { SourceConsumer } from "./source-consumer.ts";
+import type { Sieve } from "../messages/filter.ts";
+import { SourceConsumer } from "../amqp/source-consumer.ts";
 import type { Writable } from "node:stream";
-import type { ConsumeOptions } from "./cli.ts";
-import { classifyError, ExitCode, KmqError } from "./errors.ts";
-import type { Log } from "./log.ts";
-import { decodeContent, decompress } from "./compression.ts";
-import { DecodeStopped } from "./lzma.ts";
+import type { ConsumeOptions } from "../commands/registry.ts";
+import { classifyError, ExitCode, KmqError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
+import { decodeContent, decompress } from "../messages/compression.ts";
+import { DecodeStopped } from "../messages/lzma.ts";
 
 export interface ConsumeIo {
   /** Message data goes here; nothing else does. */

@@ -6,22 +6,22 @@
  * byte unless --set-header / --drop-header say otherwise.
  */
 import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
-import type { GlobalOptions } from "./cli.ts";
-import { closeQuietly, connect } from "./connection.ts";
-import { topologyFrom } from "./declarations.ts";
-import { classifyError, DeliveryError, ExitCode, KmqError, UsageError } from "./errors.ts";
-import type { FieldTable } from "./fields.ts";
-import type { Log } from "./log.ts";
-import { Publisher } from "./publisher.ts";
-import type { BrokerOptions } from "./connection.ts";
-import type { MessageProperties } from "./wire.ts";
-import type { Sieve } from "./filter.ts";
-import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
-import { SourceConsumer } from "./source-consumer.ts";
-import { TakenCount } from "./taken-count.ts";
-import { brokerIdentity } from "./client-fixes.ts";
-import { timestampOf } from "./timestamp.ts";
-import { guardRequeues, queueFacts } from "./queue-facts.ts";
+import type { GlobalOptions } from "./registry.ts";
+import { closeQuietly, connect } from "../amqp/connection.ts";
+import { topologyFrom } from "../amqp/declarations.ts";
+import { classifyError, DeliveryError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
+import type { FieldTable } from "../messages/fields.ts";
+import type { Log } from "../term/log.ts";
+import { Publisher } from "../amqp/publisher.ts";
+import type { BrokerOptions } from "../amqp/connection.ts";
+import type { MessageProperties } from "../amqp/wire.ts";
+import type { Sieve } from "../messages/filter.ts";
+import { liveLine, pace, perSecond, type ProgressStream } from "../term/progress.ts";
+import { SourceConsumer } from "../amqp/source-consumer.ts";
+import { TakenCount } from "../messages/taken-count.ts";
+import { brokerIdentity } from "../amqp/client-fixes.ts";
+import { timestampOf } from "../messages/timestamp.ts";
+import { guardRequeues, queueFacts } from "../amqp/queue-facts.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -64,9 +64,11 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
     throw new UsageError(`--from and --to are the same queue '${o.from}': nothing would move`);
   }
   // compiled before connecting: a bad expression is exit 2 with nothing touched
-  const sieve: Sieve | undefined = o.filter === undefined
-    ? undefined
-    : { filter: new (await import("./filter.ts")).MessageFilter(o.filter), hold: true, unmatched: 0 };
+  const sieve: Sieve | undefined = o.filter === undefined ? undefined : {
+    filter: new (await import("../messages/filter.ts")).MessageFilter(o.filter),
+    hold: true,
+    unmatched: 0,
+  };
   // the source is checked first: a missing one creates no target queue and moves nothing
   const source = await checkSource(o, io, sieve !== undefined);
   const publisher = new Publisher({

@@ -5,11 +5,11 @@
  * seconds behind the queues (the broker's collect_statistics_interval).
  */
 import type { Writable } from "node:stream";
-import type { GlobalOptions } from "./cli.ts";
-import { write } from "./output.ts";
-import { ExitCode, KmqError, showControls } from "./errors.ts";
-import { escapeJsonControls } from "./formats.ts";
-import { getJson, managementApi } from "./management.ts";
+import type { GlobalOptions } from "./registry.ts";
+import { write } from "../term/output.ts";
+import { ExitCode, KmqError, showControls } from "../term/errors.ts";
+import { escapeJsonControls } from "../messages/formats.ts";
+import { getJson, managementApi } from "../amqp/management.ts";
 
 export interface InfoOptions extends GlobalOptions {
   /** The management API's address, when it is not the AMQP URL's host on 15672/15671. */

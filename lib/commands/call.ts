@@ -1,14 +1,14 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import type { Writable } from "node:stream";
-import type { CallOptions } from "./cli.ts";
-import { closeQuietly, connect } from "./connection.ts";
-import { declareTopology, topologyFrom } from "./declarations.ts";
-import { classifyError, DeliveryError, ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
-import type { Log } from "./log.ts";
+import type { CallOptions } from "./registry.ts";
+import { closeQuietly, connect } from "../amqp/connection.ts";
+import { declareTopology, topologyFrom } from "../amqp/declarations.ts";
+import { classifyError, DeliveryError, ExitCode, InputError, KmqError, UsageError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
 import { propertiesFrom, readBodies } from "./produce.ts";
-import { checkJson } from "./sources.ts";
-import { ByteWriter, encodeProperties, writePublish } from "./wire.ts";
+import { checkJson } from "../messages/sources.ts";
+import { ByteWriter, encodeProperties, writePublish } from "../amqp/wire.ts";
 
 /** RabbitMQ's direct reply-to: replies come straight back to this channel's consumer. */
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";

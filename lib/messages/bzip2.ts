@@ -41,7 +41,7 @@ let instance: Promise<Exports> | undefined;
 
 function load(): Promise<Exports> {
   instance ??= (async () => {
-    const { BZIP2_WASM_BASE64 } = await import("./vendor/bzip2-wasm.ts");
+    const { BZIP2_WASM_BASE64 } = await import("../vendor/bzip2-wasm.ts");
     const wasm: { memory?: WebAssembly.Memory } = {};
     const fail = () => {
       throw new Error("libbzip2 stopped unexpectedly");

@@ -3,10 +3,17 @@
  * from the command line and published with produce's guarantees; prints the task id.
  */
 import { hostname } from "node:os";
-import type { CelerySendOptions, ProduceOptions } from "./cli.ts";
-import { InputError } from "./errors.ts";
-import { ExactJsonError, type ExactValue, JsonRangeError, parseExact, pyRepr, toJson } from "./exact-json.ts";
-import type { FieldTable } from "./fields.ts";
+import type { CelerySendOptions, ProduceOptions } from "./registry.ts";
+import { InputError } from "../term/errors.ts";
+import {
+  ExactJsonError,
+  type ExactValue,
+  JsonRangeError,
+  parseExact,
+  pyRepr,
+  toJson,
+} from "../messages/exact-json.ts";
+import type { FieldTable } from "../messages/fields.ts";
 import { cmdProduce, type ProduceIo } from "./produce.ts";
 
 const tupleRepr = (args: ExactValue[]) =>

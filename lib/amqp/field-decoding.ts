@@ -6,7 +6,7 @@
  * The same change as a patch upstream would be a "typed fields" option on the client.
  */
 import { AMQPView } from "@cloudamqp/amqp-client/amqp-view";
-import { type FieldValue, MAX_DEPTH, RawField, TypedField } from "./fields.ts";
+import { type FieldValue, MAX_DEPTH, RawField, TypedField } from "../messages/fields.ts";
 
 let installed = false;
 /** How many tables and arrays the field being decoded sits in (the decoder recurses through them). */

@@ -1,13 +1,13 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
-import type { ProduceOptions } from "./cli.ts";
-import { compress, COMPRESSIONS } from "./compression.ts";
-import { failovers } from "./connection.ts";
-import { topologyFrom } from "./declarations.ts";
-import { ExitCode, InputError, KmqError, UsageError } from "./errors.ts";
-import type { Log } from "./log.ts";
-import { type OutMessage, Publisher } from "./publisher.ts";
-import { parseRecord, RecordError } from "./records.ts";
+import type { ProduceOptions } from "./registry.ts";
+import { compress, COMPRESSIONS } from "../messages/compression.ts";
+import { failovers } from "../amqp/connection.ts";
+import { topologyFrom } from "../amqp/declarations.ts";
+import { ExitCode, InputError, KmqError, UsageError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
+import { type OutMessage, Publisher } from "../amqp/publisher.ts";
+import { parseRecord, RecordError } from "../messages/records.ts";
 import {
   type Body,
   checkFiles,
@@ -18,9 +18,9 @@ import {
   fromWholeStream,
   stdinChunks,
   stdinIsDirectory,
-} from "./sources.ts";
-import { liveLine, pace, perSecond, type ProgressStream } from "./progress.ts";
-import type { MessageProperties } from "./wire.ts";
+} from "../messages/sources.ts";
+import { liveLine, pace, perSecond, type ProgressStream } from "../term/progress.ts";
+import type { MessageProperties } from "../amqp/wire.ts";
 
 export interface ProduceIo {
   /** Opened only when the messages come from stdin. */

@@ -4,14 +4,14 @@
  * there without a word), does one thing and says on stdout what it did.
  */
 import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
-import type { GlobalOptions } from "./cli.ts";
-import { closeQuietly, connect } from "./connection.ts";
+import type { GlobalOptions } from "./registry.ts";
+import { closeQuietly, connect } from "../amqp/connection.ts";
 import type { Writable } from "node:stream";
-import { readerGone, write } from "./output.ts";
-import { guardRequeues, queueFacts } from "./queue-facts.ts";
-import { classifyError, ExitCode, KmqError } from "./errors.ts";
-import { type Format, formatMessage, forTerminal } from "./formats.ts";
-import type { Log } from "./log.ts";
+import { readerGone, write } from "../term/output.ts";
+import { guardRequeues, queueFacts } from "../amqp/queue-facts.ts";
+import { classifyError, ExitCode, KmqError } from "../term/errors.ts";
+import { type Format, formatMessage, forTerminal } from "../messages/formats.ts";
+import type { Log } from "../term/log.ts";
 
 export interface OperateIo {
   stdout: Writable & { isTTY?: boolean };

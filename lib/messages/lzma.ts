@@ -83,7 +83,7 @@ async function aloneDecompress(body: Uint8Array, limit: number, stop?: AbortSign
   if (size !== 0xffffffffffffffffn && size > BigInt(limit)) {
     throw new Error(`it is larger than ${limit} bytes`);
   }
-  const { default: lzma } = await import("./vendor/lzma-decompress.js") as {
+  const { default: lzma } = await import("../vendor/lzma-decompress.js") as {
     default: { decoder(bytes: Uint8Array): Decoder };
   };
   const parts: Uint8Array[] = [];

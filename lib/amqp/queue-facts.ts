@@ -14,8 +14,8 @@ import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { brokerVersion } from "./client-fixes.ts";
 import type { BrokerOptions } from "./connection.ts";
 import { inequivalent, valueOf } from "./declarations.ts";
-import { UsageError } from "./errors.ts";
-import type { Log } from "./log.ts";
+import { UsageError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
 import { getJson, managementApi } from "./management.ts";
 
 export interface QueueFacts {

@@ -17,10 +17,10 @@
  *   They are written as kmq writes headers (`writeField` in wire.ts): the width each value needs.
  */
 import { AMQPClient, type AMQPProperties } from "@cloudamqp/amqp-client";
-import { WireTimestamp } from "./timestamp.ts";
+import { WireTimestamp } from "../messages/timestamp.ts";
 import { AMQPView } from "@cloudamqp/amqp-client/amqp-view";
 import { installTypedFieldDecoding } from "./field-decoding.ts";
-import type { FieldValue } from "./fields.ts";
+import type { FieldValue } from "../messages/fields.ts";
 import { ByteWriter, writeField } from "./wire.ts";
 
 const METHOD_FRAME = 1;

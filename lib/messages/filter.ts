@@ -8,7 +8,7 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { celEnv, CelScalar, isCelError, mapType, parse, plan } from "@bufbuild/cel";
 import { strings } from "@bufbuild/cel/ext";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../term/errors.ts";
 import { type FieldValue, RawField, TypedField } from "./fields.ts";
 import { timestampOf } from "./timestamp.ts";
 

@@ -1,7 +1,7 @@
 import type { AMQPChannel, AMQPClient } from "@cloudamqp/amqp-client";
 import { type ArgumentTable, checkQueueType, flagFor } from "./arguments.ts";
-import { classifyError, ExitCode, KmqError, UsageError } from "./errors.ts";
-import type { Log } from "./log.ts";
+import { classifyError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
 
 export const EXCHANGE_TYPES = ["direct", "fanout", "topic", "headers"] as const;
 export type ExchangeType = (typeof EXCHANGE_TYPES)[number];

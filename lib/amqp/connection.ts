@@ -1,8 +1,8 @@
 import { AMQPClient, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
 import { type FileHandle, open } from "node:fs/promises";
-import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "./errors.ts";
+import { classifyError, ExitCode, InputError, KmqError, redactUrl, UsageError } from "../term/errors.ts";
 import { installClientFixes } from "./client-fixes.ts";
-import type { Log } from "./log.ts";
+import type { Log } from "../term/log.ts";
 
 /** Where kmq connects when neither --url nor KMQ_URL says otherwise: Kombu's default broker. */
 export const DEFAULT_URL = "amqp://guest:guest@localhost:5672/";

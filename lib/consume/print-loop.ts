@@ -1,8 +1,8 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import { ConsumeLoop } from "./consume-loop.ts";
-import { readerGone, write } from "./output.ts";
-import { formatMessage, forTerminal } from "./formats.ts";
+import { readerGone, write } from "../term/output.ts";
+import { formatMessage, forTerminal } from "../messages/formats.ts";
 
 /**
  * How long without a delivery before messages written but held unacked (near --count) are settled:

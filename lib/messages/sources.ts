@@ -1,6 +1,6 @@
 import { Buffer } from "node:buffer";
 import { readFile, stat } from "node:fs/promises";
-import { InputError } from "./errors.ts";
+import { InputError } from "../term/errors.ts";
 
 /** One message body and where it came from, so an error can name its line, file or argument. */
 export interface Body {

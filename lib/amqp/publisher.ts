@@ -1,8 +1,8 @@
 import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import { type BrokerOptions, closeQuietly, connect } from "./connection.ts";
 import { declareTopology, type Topology } from "./declarations.ts";
-import { classifyError, DeliveryError, ExitCode, InputError, KmqError } from "./errors.ts";
-import type { Log } from "./log.ts";
+import { classifyError, DeliveryError, ExitCode, InputError, KmqError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
 import {
   ByteWriter,
   encodeProperties,

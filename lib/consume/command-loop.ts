@@ -1,10 +1,10 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { ConsumeLoop } from "./consume-loop.ts";
-import { readerGone, write } from "./output.ts";
-import { KmqError, UsageError } from "./errors.ts";
+import { readerGone, write } from "../term/output.ts";
+import { KmqError, UsageError } from "../term/errors.ts";
 import { type OutputStream, runHandler, terminateRunningHandlers, type Verdict } from "./handler.ts";
-import { TypedField } from "./fields.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "./sources.ts";
+import { TypedField } from "../messages/fields.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../messages/sources.ts";
 
 /**
  * `kmq consume -- <command>`: runs the command for up to --concurrency messages at once. On a

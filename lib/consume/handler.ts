@@ -11,9 +11,9 @@ import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
-import { type FieldTable, tableToJson } from "./fields.ts";
-import { messageToRecord } from "./formats.ts";
-import { timestampOf } from "./timestamp.ts";
+import { type FieldTable, tableToJson } from "../messages/fields.ts";
+import { messageToRecord } from "../messages/formats.ts";
+import { timestampOf } from "../messages/timestamp.ts";
 
 /** EX_TEMPFAIL: "try again later" — the message goes back to the queue. */
 export const EXIT_REQUEUE = 75;

@@ -4,8 +4,8 @@
  * `key:=json` forms end up here as one table per entity; checks that RabbitMQ would make later
  * (a quorum queue cannot be exclusive) are made first, as usage errors naming the flag.
  */
-import { UsageError } from "./errors.ts";
-import { putKey } from "./fields.ts";
+import { UsageError } from "../term/errors.ts";
+import { putKey } from "../messages/fields.ts";
 
 export const QUEUE_TYPES = ["classic", "quorum", "stream"] as const;
 export type QueueType = (typeof QUEUE_TYPES)[number];
