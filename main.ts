@@ -53,79 +53,24 @@ async function run(argv: string[]): Promise<number> {
     import("./lib/term/log.ts"),
   ]);
   checkArgumentsUtf8(argv);
-  const invocation = parseCommandLine(argv);
-  if (invocation.command === "done") return ExitCode.ok;
-  if (invocation.command === "print") {
+  const invocation = await parseCommandLine(argv);
+  if (invocation.kind === "done") return ExitCode.ok;
+  if (invocation.kind === "print") {
     stdout().write(invocation.text);
     return ExitCode.ok;
   }
-  const { verbose } = invocation.options;
-  const log = stderrLog(verbose);
-  switch (invocation.command) {
-    case "produce": {
-      const { cmdProduce } = await import("./lib/commands/produce.ts");
-      await cmdProduce(invocation.options, {
-        // opening process.stdin costs start-up time: only touch it when messages come from there
-        stdin: () => process.stdin,
-        stderr: await lazyStderr(),
-        log,
-        verbose,
-        stop: stopOnSignals(),
-      });
-      return ExitCode.ok;
-    }
-    case "consume": {
-      const [{ cmdConsume }, handlers] = await Promise.all([
-        import("./lib/commands/consume.ts"),
-        import("./lib/consume/handler.ts"),
-      ]);
-      killRunningHandlers = handlers.killRunningHandlers;
-      await cmdConsume(invocation.options, {
-        stdout: stdout(),
-        log,
-        stop: stopOnSignals(),
-        interactive: process.stderr.isTTY === true,
-      });
-      return ExitCode.ok;
-    }
-    case "call": {
-      const { cmdCall } = await import("./lib/commands/call.ts");
-      await cmdCall(invocation.options, { stdin: () => process.stdin, stdout: stdout(), log });
-      return ExitCode.ok;
-    }
-    case "celery-send": {
-      const { cmdCelerySend } = await import("./lib/commands/celery.ts");
-      await cmdCelerySend(invocation.options, {
-        stdin: () => process.stdin,
-        stderr: process.stderr,
-        stdout: stdout(),
-        log,
-        verbose,
-        stop: stopOnSignals(),
-      });
-      return ExitCode.ok;
-    }
-    case "move": {
-      const { cmdMove } = await import("./lib/commands/move.ts");
-      await cmdMove(invocation.options, { log, stop: stopOnSignals(), stderr: await lazyStderr() });
-      return ExitCode.ok;
-    }
-    case "operate": {
-      const { cmdOperate } = await import("./lib/commands/operate.ts");
-      await cmdOperate(invocation.options, { stdout: stdout(), log });
-      return ExitCode.ok;
-    }
-    case "info": {
-      const { cmdInfo } = await import("./lib/commands/info.ts");
-      await cmdInfo(invocation.options, { stdout: stdout() });
-      return ExitCode.ok;
-    }
-    case "declare": {
-      const { cmdDeclare } = await import("./lib/commands/declare.ts");
-      await cmdDeclare(invocation.options, log);
-      return ExitCode.ok;
-    }
-  }
+  let stop: AbortSignal | undefined;
+  await invocation.run({
+    // opening process.stdin costs start-up time: only a command that reads it opens it
+    stdin: () => process.stdin,
+    stdout,
+    stderr: lazyStderr,
+    log: stderrLog(invocation.verbose),
+    stop: () => (stop ??= stopOnSignals()),
+    interactive: () => process.stderr.isTTY === true,
+    onForcedExit: (kill) => (killRunningHandlers = kill),
+  });
+  return ExitCode.ok;
 }
 
 /**

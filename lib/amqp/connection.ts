@@ -32,6 +32,12 @@ export interface BrokerOptions {
   apiUrl?: string;
 }
 
+/** The options every command takes: where the broker is and how loud to be. */
+export interface GlobalOptions {
+  broker: BrokerOptions;
+  verbose: boolean;
+}
+
 export interface ConnectOptions {
   broker: BrokerOptions;
   /** Shown in the management UI, e.g. `kmq produce`. */

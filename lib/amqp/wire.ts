@@ -8,23 +8,10 @@
  */
 import { Buffer } from "node:buffer";
 import { type Decimal, type FieldTable, type FieldValue, RawField, TypedField } from "../messages/fields.ts";
+import type { MessageProperties } from "../messages/properties.ts";
 
-/** The properties kmq publishes; `timestamp` is unsigned seconds since the epoch, as on the wire. */
-export interface MessageProperties {
-  contentType?: string;
-  contentEncoding?: string;
-  headers?: FieldTable;
-  deliveryMode?: number;
-  priority?: number;
-  correlationId?: string;
-  replyTo?: string;
-  expiration?: string;
-  messageId?: string;
-  timestamp?: number | bigint;
-  type?: string;
-  userId?: string;
-  appId?: string;
-}
+export type { MessageProperties };
+
 
 /** The properties and headers do not fit in one frame of the negotiated size. */
 export class FrameSizeError extends Error {}

@@ -1,7 +1,6 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import type { Writable } from "node:stream";
-import type { CallOptions } from "./registry.ts";
 import { closeQuietly, connect } from "../amqp/connection.ts";
 import { declareTopology, topologyFrom } from "../amqp/declarations.ts";
 import { classifyError, DeliveryError, ExitCode, InputError, KmqError, UsageError } from "../term/errors.ts";
@@ -9,6 +8,15 @@ import type { Log } from "../term/log.ts";
 import { propertiesFrom, readBodies } from "./produce.ts";
 import { checkJson } from "../messages/sources.ts";
 import { ByteWriter, encodeProperties, writePublish } from "../amqp/wire.ts";
+import type { Command } from "@commander-js/extra-typings";
+import {
+  type MessageCommand,
+  messageCommand,
+  type MessageOptions,
+  messageOptionsFrom,
+  type ProduceOptions,
+} from "./message-options.ts";
+import { type Done, seconds } from "./options.ts";
 
 /** RabbitMQ's direct reply-to: replies come straight back to this channel's consumer. */
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
@@ -95,5 +103,54 @@ export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
     }
   } finally {
     await closeQuietly(client);
+  }
+}
+
+export interface CallOptions extends ProduceOptions {
+  /** Seconds to wait for the reply. */
+  timeout: number;
+}
+
+/** produce's options that mean nothing for one request and its reply: hidden from call's help, refused. */
+const CALL_UNUSED = ["repeat", "replyTo", "confirm", "lines", "jsonl", "rate", "compress"];
+
+/** `kmq call`: produce's message options (those that fit one request), --timeout, help. */
+export function defineCall(program: Command, done: Done): void {
+  const call = messageCommand(
+    program,
+    "call",
+    "send a request and print the reply (RPC over RabbitMQ's direct reply-to)",
+  )
+    .option("--timeout <seconds>", "wait this long for the reply (exit 4 after)", seconds("--timeout"), 30)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq consume -e "" -q rpc --reply -- ./handler.sh    # the server, in another terminal
+  kmq call -e "" -r rpc "question"`,
+    )
+    .action((messages, o, cmd) => {
+      // shared with produce, but meaningless for one request and its reply
+      const unused = CALL_UNUSED.find((key) => cmd.getOptionValueSource(key) === "cli");
+      if (unused) {
+        const flag = cmd.options.find((opt) => opt.attributeName() === unused)?.long ?? unused;
+        throw new UsageError(
+          `kmq call does not take ${flag}: it sends one request (an argument, stdin or --file) and waits for its reply`,
+        );
+      }
+      const { timeout, ...rest } = o;
+      const options: CallOptions = {
+        ...messageOptionsFrom(messages, rest as MessageOptions, cmd as unknown as MessageCommand),
+        timeout,
+      };
+      done({
+        kind: "run",
+        verbose: options.verbose,
+        run: (io) => cmdCall(options, { stdin: io.stdin, stdout: io.stdout(), log: io.log }),
+      });
+    });
+
+  for (const opt of call.options) {
+    if (CALL_UNUSED.includes(opt.attributeName())) opt.hideHelp();
   }
 }

@@ -1,3 +1,5 @@
+import { Argument, type Command } from "@commander-js/extra-typings";
+import type { Done } from "./options.ts";
 /**
  * `kmq completion bash|zsh|fish`: a completion script generated from the command tree in
  * lib/cli.ts, so that every subcommand, option and choice the parser knows completes, and nothing
@@ -189,4 +191,22 @@ function fish(all: Level[]): string {
     }
   }
   return lines.join("\n") + "\n";
+}
+
+/** `kmq completion SHELL`: the script, from the whole command tree (every command is defined first). */
+export function defineCompletion(program: Command, done: Done): void {
+  program.command("completion")
+    .description("print a completion script for bash, zsh or fish")
+    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  source <(kmq completion bash)      # in ~/.bashrc
+  source <(kmq completion zsh)       # in ~/.zshrc
+  kmq completion fish > ~/.config/fish/completions/kmq.fish`,
+    )
+    .action((shell) => {
+      done({ kind: "print", text: completionScript(program as unknown as CommandTree, shell) });
+    });
 }

@@ -5,11 +5,12 @@
  * seconds behind the queues (the broker's collect_statistics_interval).
  */
 import type { Writable } from "node:stream";
-import type { GlobalOptions } from "./registry.ts";
 import { write } from "../term/output.ts";
 import { ExitCode, KmqError, showControls } from "../term/errors.ts";
 import { escapeJsonControls } from "../messages/formats.ts";
 import { getJson, managementApi } from "../amqp/management.ts";
+import { type Command, Option } from "@commander-js/extra-typings";
+import { type Done, type GlobalOptions, globalsOf } from "./options.ts";
 
 export interface InfoOptions extends GlobalOptions {
   /** The management API's address, when it is not the AMQP URL's host on 15672/15671. */
@@ -221,4 +222,33 @@ export function renderTree(t: TopologyInfo): string {
   });
   // every string from the API (binding arguments, types) is shown safe, not only names
   return lines.map(showControls).join("\n") + "\n";
+}
+
+/** `kmq info`: --api-url, -o, help and examples. */
+export function defineInfo(program: Command, done: Done): void {
+  program.command("info")
+    .description("show the broker's exchanges, bindings and queues as a tree (management HTTP API)")
+    .option(
+      "--api-url <url>",
+      "the management API (default: the broker URL's host on 15672, or 15671 for amqps)",
+    )
+    .addOption(
+      new Option("-o, --format <format>", "tree or json").choices(["tree", "json"] as const).default("tree"),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq info
+  kmq info -o json | jq '.queues[] | select(.messages_ready > 0) | .name'
+  kmq info -u amqps://ops@rabbit.example.com/prod --api-url https://rabbit.example.com/`,
+    )
+    .action((o, cmd) => {
+      const options: InfoOptions = {
+        ...globalsOf(cmd),
+        apiUrl: o.apiUrl,
+        format: o.format as "tree" | "json",
+      };
+      done({ kind: "run", verbose: options.verbose, run: (io) => cmdInfo(options, { stdout: io.stdout() }) });
+    });
 }

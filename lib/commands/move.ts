@@ -6,7 +6,6 @@
  * byte unless --set-header / --drop-header say otherwise.
  */
 import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
-import type { GlobalOptions } from "./registry.ts";
 import { closeQuietly, connect } from "../amqp/connection.ts";
 import { topologyFrom } from "../amqp/declarations.ts";
 import { classifyError, DeliveryError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
@@ -22,6 +21,18 @@ import { TakenCount } from "../messages/taken-count.ts";
 import { brokerIdentity } from "../amqp/client-fixes.ts";
 import { timestampOf } from "../messages/timestamp.ts";
 import { guardRequeues, queueFacts } from "../amqp/queue-facts.ts";
+import type { Command } from "@commander-js/extra-typings";
+import {
+  collect,
+  type Done,
+  type GlobalOptions,
+  globalsOf,
+  integer,
+  parseHeader,
+  positive,
+  seconds,
+  shortString,
+} from "./options.ts";
 
 export interface MoveOptions extends GlobalOptions {
   from: string;
@@ -418,4 +429,96 @@ function propertiesOf(p: AMQPProperties, o: MoveOptions): MessageProperties {
     if (out[key] === undefined) delete out[key];
   }
   return out;
+}
+
+/** `kmq move`: its options, checks, help and examples. */
+export function defineMove(program: Command, done: Done): void {
+  program.command("move")
+    .description(
+      "move messages from a queue to a queue or exchange, acking each once the target confirmed it",
+    )
+    .requiredOption("--from <queue>", "the source queue (must exist)", shortString("--from"))
+    .option(
+      "--to <queue>",
+      "the target queue, through the default exchange (declared if missing)",
+      shortString("--to"),
+    )
+    .option("--to-exchange <name>", "or the target exchange (must exist)", shortString("--to-exchange"))
+    .option(
+      "-r, --routing-key <key>",
+      "with --to-exchange: this key (default: each message's own)",
+      shortString("--routing-key"),
+    )
+    .option("--to-url <url>", "the target broker (default: the source's, --url)")
+    .option("-n, --count <n>", "move at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
+    .option(
+      "--idle-timeout <seconds>",
+      "stop once no message came for this long (default: once the source is empty)",
+      seconds("--idle-timeout"),
+    )
+    .option(
+      "--set-header <key=value>",
+      "set this header on each message; key:=json typed (repeatable)",
+      parseHeader,
+      {},
+    )
+    .option("--drop-header <name>", "remove this header, e.g. x-death (repeatable)", collect)
+    .option("--filter <expr>", "move only messages this CEL condition is true for (the others stay)")
+    .option(
+      "--accept-delivery-count",
+      "with --filter on a quorum queue with a delivery limit (RabbitMQ < 4.3): leave unmatched messages anyway",
+    )
+    .option("--rate <msgs/s>", "move at most this many messages per second", positive("--rate"))
+    .option(
+      "--retry-timeout <seconds>",
+      "keep reconnecting this long when a connection drops",
+      seconds("--retry-timeout"),
+      60,
+    )
+    .option(
+      "--stop-timeout <seconds>",
+      "after Ctrl-C or SIGTERM, wait this long for the target's confirms (then exit 7; unconfirmed stay in the source)",
+      seconds("--stop-timeout"),
+      5,
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq move --from orders.dlq --to orders --drop-header x-death     # drain a dead-letter queue back
+  kmq move --from jobs --to-exchange jobs.v2 -r new -n 1000
+  kmq move --from orders.dlq --to orders --filter 'json.amount > 100' --rate 200
+  kmq move --from jobs --to jobs --to-url amqps://user@other-cluster/`,
+    )
+    .action((o, cmd) => {
+      if ((o.to === undefined) === (o.toExchange === undefined)) {
+        throw new UsageError("give the target: --to QUEUE or --to-exchange EXCHANGE (one of them)");
+      }
+      if (o.routingKey !== undefined && o.to !== undefined) {
+        throw new UsageError("-r goes with --to-exchange: --to QUEUE routes by the queue's name");
+      }
+      const g = globalsOf(cmd);
+      const options: MoveOptions = {
+        ...g,
+        from: o.from,
+        to: o.to,
+        toExchange: o.toExchange,
+        routingKey: o.routingKey,
+        toBroker: o.toUrl === undefined ? g.broker : { url: o.toUrl },
+        count: o.count,
+        idleTimeout: o.idleTimeout,
+        setHeaders: o.setHeader,
+        dropHeaders: o.dropHeader ?? [],
+        retryTimeout: o.retryTimeout,
+        stopTimeout: o.stopTimeout,
+        filter: o.filter,
+        acceptDeliveryCount: o.acceptDeliveryCount === true,
+        rate: o.rate,
+      };
+      done({
+        kind: "run",
+        verbose: options.verbose,
+        run: async (io) => cmdMove(options, { log: io.log, stop: io.stop(), stderr: await io.stderr() }),
+      });
+    });
 }

@@ -1,6 +1,5 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync } from "node:fs";
-import type { ProduceOptions } from "./registry.ts";
 import { compress, COMPRESSIONS } from "../messages/compression.ts";
 import { failovers } from "../amqp/connection.ts";
 import { topologyFrom } from "../amqp/declarations.ts";
@@ -21,6 +20,9 @@ import {
 } from "../messages/sources.ts";
 import { liveLine, pace, perSecond, type ProgressStream } from "../term/progress.ts";
 import type { MessageProperties } from "../amqp/wire.ts";
+import type { Command } from "@commander-js/extra-typings";
+import { messageCommand, messageOptionsFrom, type ProduceOptions } from "./message-options.ts";
+import type { Done } from "./options.ts";
 
 export interface ProduceIo {
   /** Opened only when the messages come from stdin. */
@@ -286,4 +288,39 @@ function summary(p: Publisher, started: number): string {
   const over = moved ? `, ${moved} failover(s)` : "";
   return `published ${c.published}, confirmed ${c.confirmed}, returned ${c.returned}, nacked ${c.nacked}${again}${over} ` +
     `in ${s.toFixed(2)} s (${rate} msg/s)`;
+}
+
+/** `kmq produce`: its options (shared with call: message-options.ts), help and examples. */
+export function defineProduce(program: Command, done: Done): void {
+  const produce = messageCommand(
+    program,
+    "produce",
+    "publish messages: each argument is one message; with none, stdin is the message",
+  );
+  produce
+    .addHelpText(
+      "after",
+      `
+Examples:
+  kmq produce "Hello World!"
+  kmq produce -e "" -r jobs -H attempt:=1 --json '{"id": 7}'
+  kmq produce -f report.pdf -C application/pdf -E binary
+  tail -f app.log | kmq produce -l -e logs -t fanout`,
+    )
+    .action((messages, o, cmd) => {
+      const options = messageOptionsFrom(messages, o, cmd);
+      done({
+        kind: "run",
+        verbose: options.verbose,
+        run: async (io) =>
+          cmdProduce(options, {
+            // opening process.stdin costs start-up time: only touch it when messages come from there
+            stdin: io.stdin,
+            stderr: await io.stderr(),
+            log: io.log,
+            verbose: options.verbose,
+            stop: io.stop(),
+          }),
+      });
+    });
 }

@@ -8,11 +8,44 @@ import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { Sieve } from "../messages/filter.ts";
 import { SourceConsumer } from "../amqp/source-consumer.ts";
 import type { Writable } from "node:stream";
-import type { ConsumeOptions } from "../commands/registry.ts";
+import type { GlobalOptions } from "../amqp/connection.ts";
+import type { TopologyOptions } from "../amqp/declarations.ts";
+import type { Format } from "../messages/formats.ts";
 import { classifyError, ExitCode, KmqError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
 import { decodeContent, decompress } from "../messages/compression.ts";
 import { DecodeStopped } from "../messages/lzma.ts";
+
+export interface ConsumeOptions extends GlobalOptions {
+  topology: TopologyOptions;
+  /** basic.consume's arguments: x-stream-offset, x-priority. */
+  consumerArguments: Record<string, unknown>;
+  count?: number;
+  idleTimeout?: number;
+  prefetch: number;
+  ack: boolean;
+  accept: string[];
+  format: Format;
+  /** Run this once per message instead of printing it (`-- cmd args`). */
+  command: string[];
+  concurrency: number;
+  execTimeout?: number;
+  /** Seconds to keep reconnecting after the connection drops; undefined: forever. */
+  retryTimeout?: number;
+  /** After a stop signal, seconds running commands get before their process groups are killed. */
+  stopTimeout: number;
+  /** Undo content_encoding gzip/deflate before output or the command. */
+  decode: boolean;
+  /** Publish the command's stdout to the request's reply_to (RPC server). */
+  reply: boolean;
+  replyContentType: string;
+  /** A CEL condition: only matching messages are printed or handled. */
+  filter?: string;
+  /** Ack (drop) the messages --filter does not match, instead of holding them for the queue. */
+  ackUnmatched: boolean;
+  /** --filter may hold messages of a quorum queue whose delivery limit counts their return. */
+  acceptDeliveryCount: boolean;
+}
 
 export interface ConsumeIo {
   /** Message data goes here; nothing else does. */

@@ -4,7 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { BASE64, FieldError, tableFromJson, timestampFromJson } from "./fields.ts";
-import type { MessageProperties } from "../amqp/wire.ts";
+import type { MessageProperties } from "./properties.ts";
 
 export interface ParsedRecord {
   exchange?: string;
