@@ -12,7 +12,6 @@ import type { MessageProperties } from "../messages/properties.ts";
 
 export type { MessageProperties };
 
-
 /** The properties and headers do not fit in one frame of the negotiated size. */
 export class FrameSizeError extends Error {}
 
