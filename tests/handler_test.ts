@@ -190,6 +190,28 @@ Deno.test("handler --exec-timeout: a command that runs too long is killed and it
   });
 });
 
+Deno.test("handler: a failing command's output goes to stderr after the line about its message", async () => {
+  const [q, dlq] = [unique("kmq-q"), unique("kmq-dlq")];
+  await withCleanup({ queues: [q, dlq] }, async (client) => {
+    await queueWithDeadLetters(q, dlq);
+    const p = await run(["produce", "--no-declare", "-e", "", "-r", q, "fine", "broken"]);
+    assertEquals(p.code, 0, p.stderr);
+    const script = 'read -r b; echo "diag for $b"; printf "no newline"; [ "$b" = fine ]';
+    const r = await run([
+      ...["consume", "--no-declare", "-e", "", "-q", q, "-n", "2", "--"],
+      ...["sh", "-c", script],
+    ]);
+    assertEquals(r.code, 8, r.stderr);
+    // a handled message's output is data; a failed one's is a diagnostic, shown whole
+    assertEquals(r.stdout, "diag for fine\nno newline");
+    assertMatch(
+      r.stderr,
+      /handler exit status 1 for the message with .*: rejected .*; its output \(26 bytes\) follows\ndiag for broken\nno newline\n/,
+    );
+    assertEquals((await drain(client, dlq)).map((m) => m.bodyToString()), ["broken"]);
+  });
+});
+
 Deno.test("handler: a command that does not exist is exit 2, and the message stays", async () => {
   const q = unique("kmq-q");
   await withCleanup({ queues: [q] }, async (client) => {

@@ -383,6 +383,7 @@ export function defineConsume(program: Command, done: Done, argv: string[]): voi
         io.onForcedExit(handlers.killRunningHandlers);
         await cmdConsume(options, {
           stdout: io.stdout(),
+          stderr: process.stderr,
           log: io.log,
           stop: io.stop(),
           interactive: io.interactive(),

@@ -6,6 +6,13 @@ import { type OutputStream, runHandler, terminateRunningHandlers, type Verdict }
 import { TypedField } from "../messages/fields.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "../messages/sources.ts";
 
+function concatNewline(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  out[bytes.length] = 0x0a;
+  return out;
+}
+
 /**
  * `kmq consume -- <command>`: runs the command for up to --concurrency messages at once. On a
  * stop no new command starts; the running ones get --stop-timeout to finish, then their process
@@ -157,14 +164,17 @@ export class CommandLoop extends ConsumeLoop {
     switch (verdict.action) {
       case "requeue":
         io.log.warn(
-          `handler ${verdict.why} for the message with ${this.about(msg)}: requeued${this.limitNote(msg)}`,
+          `handler ${verdict.why} for the message with ${this.about(msg)}: requeued${this.limitNote(msg)}` +
+            this.outputNote(verdict.output),
         );
+        await this.showOutput(verdict.output);
         return this.settle(() => msg.nack(true));
       case "reject":
         io.log.warn(
           `handler ${verdict.why} for the message with ${this.about(msg)}: rejected ` +
-            "(dead-lettered if the queue has a dead-letter exchange)",
+            "(dead-lettered if the queue has a dead-letter exchange)" + this.outputNote(verdict.output),
         );
+        await this.showOutput(verdict.output);
         return this.settle(() => msg.reject(false));
       case "fail":
         this.commandFailure ??= new UsageError(`${verdict.why}: check the command after --`);
@@ -172,6 +182,20 @@ export class CommandLoop extends ConsumeLoop {
         this.stop();
         return;
     }
+  }
+
+  private outputNote(output: Uint8Array | undefined): string {
+    return output ? `; its output (${output.length} bytes) follows` : "";
+  }
+
+  /**
+   * A failed command's output is not message data (the message was not handled), so it goes to
+   * stderr, whole, after the line about its message — diagnostics are never discarded.
+   */
+  private async showOutput(output: Uint8Array | undefined): Promise<void> {
+    if (!output) return;
+    const ends = output[output.length - 1] === 0x0a;
+    await write(this.io.stderr, ends ? output : concatNewline(output)).catch(() => {});
   }
 
   /** After a lost connection the ack cannot go out; the broker redelivers the message anyway. */

@@ -50,6 +50,8 @@ export interface ConsumeOptions extends GlobalOptions {
 export interface ConsumeIo {
   /** Message data goes here; nothing else does. */
   stdout: Writable;
+  /** Where a failed command's output is shown, after the line that says what became of its message. */
+  stderr: Writable;
   log: Log;
   /** Aborted on SIGINT/SIGTERM: finish the message in hand, then stop cleanly. */
   stop: AbortSignal;

@@ -22,10 +22,14 @@ export const HELD_OUTPUT_BYTES = 1024 * 1024;
 
 export type Verdict =
   | { action: "ack"; stdout: Uint8Array }
-  | { action: "requeue"; why: string }
-  | { action: "reject"; why: string }
+  /** `output`: what the command wrote and kmq still holds (shown on stderr, never lost silently). */
+  | { action: "requeue"; why: string; output?: Uint8Array }
+  | { action: "reject"; why: string; output?: Uint8Array }
   /** The command could not be started at all: no message can succeed. */
   | { action: "fail"; why: string };
+
+/** What kmq decides for a command it killed. */
+type KillVerdict = Extract<Verdict, { action: "requeue" | "reject" }>;
 
 /** Where a command's output goes when it is too big to hold: kmq's stdout, one command at a time. */
 export interface OutputStream {
@@ -114,8 +118,8 @@ export function runHandler(command: string[], msg: AMQPMessage, o: HandlerOption
     });
     const pid = child.pid;
     if (pid !== undefined) running.add(pid);
-    let killed: Verdict | undefined;
-    const kill = (verdict: Verdict) => {
+    let killed: KillVerdict | undefined;
+    const kill = (verdict: KillVerdict) => {
       killed ??= verdict;
       killGroup(pid, "SIGKILL");
     };
@@ -139,12 +143,18 @@ export function runHandler(command: string[], msg: AMQPMessage, o: HandlerOption
       clearTimeout(timer);
       if (pid !== undefined) running.delete(pid);
       const held = await output.finish();
-      if (killed) resolve(killed);
+      const unhandled = held.length > 0 ? held : undefined;
+      if (killed) resolve({ ...killed, output: unhandled });
       else if (code === 0) resolve({ action: "ack", stdout: held });
-      else if (code === EXIT_REQUEUE) resolve({ action: "requeue", why: `exit status ${EXIT_REQUEUE}` });
-      // once kmq is stopping, a signal is the stop reaching the command, not a verdict on the message
-      else if (signal && o.stop?.aborted) resolve({ action: "requeue", why: `stopped by ${signal}` });
-      else resolve({ action: "reject", why: signal ? `killed by ${signal}` : `exit status ${code}` });
+      else if (code === EXIT_REQUEUE) {
+        resolve({ action: "requeue", why: `exit status ${EXIT_REQUEUE}`, output: unhandled });
+      } // once kmq is stopping, a signal is the stop reaching the command, not a verdict on the message
+      else if (signal && o.stop?.aborted) {
+        resolve({ action: "requeue", why: `stopped by ${signal}`, output: unhandled });
+      } else {
+        const why = signal ? `killed by ${signal}` : `exit status ${code}`;
+        resolve({ action: "reject", why, output: unhandled });
+      }
     });
   });
 }
@@ -155,7 +165,7 @@ export function runHandler(command: string[], msg: AMQPMessage, o: HandlerOption
  * full pipe meanwhile), or — with no stream (--reply) — kills a command whose output passes
  * `maxOutput`. Memory stays bounded either way.
  */
-function collectOutput(child: ChildProcess, o: HandlerOptions, kill: (verdict: Verdict) => void) {
+function collectOutput(child: ChildProcess, o: HandlerOptions, kill: (verdict: KillVerdict) => void) {
   const stdout = child.stdout!;
   let held: Buffer[] = [];
   let size = 0;
