@@ -42,12 +42,17 @@ export async function existingQueue(client: AMQPClient, queue: string, verb: str
   return ch;
 }
 
+/**
+ * A channel on which the exchange was found to exist; exit 6 if it does not. The broker's own
+ * exchanges are exit 2 unless `ownAllowed` (a binding to amq.topic may be removed; it may not).
+ */
 export async function existingExchange(
   client: AMQPClient,
   exchange: string,
   verb: string,
+  { ownAllowed = false } = {},
 ): Promise<AMQPChannel> {
-  if (exchange === "" || exchange.startsWith("amq.")) {
+  if (exchange === "" || (exchange.startsWith("amq.") && !ownAllowed)) {
     throw new KmqError(
       ExitCode.usage,
       `exchange '${exchange}' is the broker's own: it cannot ${
