@@ -49,7 +49,28 @@ function cases(silentPort: number): Case[] {
       args: ["produce", "x"],
       url: `not a url ${SECRET}`,
       code: 2,
-      stderr: /invalid broker URL/,
+      stderr: /the broker URL has no scheme \(not shown: it may hold a password\)/,
+    },
+    {
+      name: "a URL without its scheme",
+      args: ["produce", "x"],
+      url: `${USER}:${SECRET}@${hostPort}`,
+      code: 2,
+      stderr: /the broker URL has no scheme \(not shown.*\): write amqp:\/\/user:/,
+    },
+    {
+      name: "a second -u without a scheme is not part of the first one's vhost",
+      args: ["-u", `${URL_OK}v`, "-u", hostPort, "produce", "x"],
+      code: 2,
+      stderr: new RegExp(
+        `a -u value '${hostPort}' has no scheme: write amqp://${hostPort} \\(or amqps://\\)`,
+      ),
+    },
+    {
+      name: "a second -u without a scheme, holding a password",
+      args: ["-u", URL_OK, "-u", `${USER}:${SECRET}@${hostPort}/`, "produce", "x"],
+      code: 2,
+      stderr: /a -u value has no scheme \(not shown: it may hold a password\)/,
     },
     {
       name: "unknown scheme",

@@ -78,8 +78,24 @@ export function parseBrokerUrls(text: string, name: string): BrokerUrl[] {
   });
 }
 
+export const hasScheme = (url: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(url.trim());
+
+/**
+ * `what` has no amqp:// in front. Shown only when it is plainly host[:port][/vhost]: anything else
+ * may hold a password.
+ */
+export function schemeMissing(what: string, url: string): UsageError {
+  const plain = /^[\w.-]+(:\d+)?(\/[\w.%-]*)?$/.test(url);
+  return plain
+    ? new UsageError(`${what} '${url}' has no scheme: write amqp://${url} (or amqps://)`)
+    : new UsageError(
+      `${what} has no scheme (not shown: it may hold a password): write amqp://user:password@host:port/vhost`,
+    );
+}
+
 /** Checks the URL and fills in kmq's connection defaults; a bad URL is a usage error. */
 export function parseBrokerUrl(url: string, name: string): BrokerUrl {
+  if (!hasScheme(url)) throw schemeMissing("the broker URL", url);
   let u: URL;
   try {
     u = new URL(url);

@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError, type CommandUnknownOpts, Help, Option } from "@commander-js/extra-typings";
 import process from "node:process";
-import { DEFAULT_URL } from "../amqp/connection.ts";
+import { DEFAULT_URL, hasScheme, schemeMissing } from "../amqp/connection.ts";
 import { UsageError } from "../term/errors.ts";
 import { VERSION } from "../term/version.ts";
 import type { Define, Invocation } from "./options.ts";
@@ -77,6 +77,15 @@ const COMMANDS: [string, () => Promise<Define>][] = [
 ];
 
 /** Global options that take a value: the word after them is not the command. */
+/**
+ * A second `-u` is joined to the first with a comma, where only a scheme starts a new address: one
+ * without a scheme would become part of the first one's vhost: exit 2 instead.
+ */
+function schemed(value: string): string {
+  if (hasScheme(value)) return value;
+  throw schemeMissing("a -u value", value);
+}
+
 const VALUED_GLOBALS = new Set(["-u", "--url", "--cacert", "--cert", "--key", "--password-file"]);
 
 /** The command word of argv, if any: the first word that is neither a global option nor its value. */
@@ -105,7 +114,7 @@ function baseProgram(argv: string[]) {
         `broker URL (amqp:// or amqps://; default ${DEFAULT_URL.replace(/:[^:@/]*@/, ":***@")}); ` +
           "several (repeat -u, or a comma-separated list) are tried in turn and failed over",
       ).env("KMQ_URL").argParser((value: string, previous: string | undefined) =>
-        previous === undefined ? value : `${previous},${value}`
+        previous === undefined ? value : `${previous},${schemed(value)}`
       ),
     )
     .addOption(new Option("--cacert <file>", "trust the CA(s) in this PEM file (amqps://)").env("KMQ_CACERT"))
