@@ -22,6 +22,39 @@ Deno.test("consume -q NAME with neither -e nor -r reads the queue and binds noth
   });
 });
 
+/** The exchanges bound to `queue` (the default exchange's implicit binding is '""'). */
+async function sourcesOf(queue: string): Promise<string[]> {
+  const out = await new Deno.Command("rabbitmqctl", {
+    args: ["-q", "list_bindings", "source_name", "destination_name"],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.endsWith(`\t${queue}`))
+    .map((l) => l.split("\t")[0] ?? "");
+}
+
+Deno.test("produce -q NAME alone sends into NAME and binds nothing; --jsonl records too", async () => {
+  const [q, tap] = [unique("kmq-into"), unique("kmq-tap")];
+  await withCleanup({ queues: [q, tap] }, async (client) => {
+    // a tap on the tutorial's exchange shows whether anything went there
+    assertEquals((await run(["declare", "-q", tap, "-e", "test_exchange", "-r", "test"])).code, 0);
+    const p = await run(["-v", "produce", "-q", q, "into the queue"]);
+    assertEquals(p.code, 0, p.stderr);
+    assertEquals(await sourcesOf(q), [""], "only the default exchange's implicit binding");
+    const records = [
+      { exchange: "elsewhere", routing_key: "other", body: "replayed", properties: {} },
+    ].map((r) => JSON.stringify(r) + "\n").join("");
+    const replay = await run(["produce", "--jsonl", "-q", q], { stdin: records });
+    assertEquals(replay.code, 0, replay.stderr);
+    // the tutorial's default produce no longer reaches NAME
+    assertEquals((await run(["produce", "--no-declare", "tutorial"])).code, 0);
+    const got = await run(["consume", "-q", q, "--idle-timeout", "1"]);
+    assertEquals(got.stdout, "into the queue\nreplayed\n", got.stderr);
+    const tapped = await run(["consume", "-q", tap, "--idle-timeout", "1"]);
+    assertEquals(tapped.stdout, "tutorial\n", "only the tutorial's own message went to test_exchange");
+    await client.channel().then((ch) => ch.queuePurge("queue").catch(() => {}));
+  });
+});
+
 /** Runs kmq under a pseudo-terminal (script(1)), so its stdout and stderr are a TTY. */
 async function onTerminal(args: string[], setup = "", term = "xterm"): Promise<string> {
   const [cmd, pre] = kmqCommand();

@@ -16,6 +16,7 @@ import {
   integer,
   parseHeader,
   positive,
+  queueOnly,
   seconds,
   shortString,
   topologyArguments,
@@ -70,8 +71,9 @@ export function messageCommand(program: Command, name: string, description: stri
       .argument("[message...]", "message bodies, one message each")
       .option(
         "-q, --queue <name>",
-        "also declare this queue and bind it with the routing key " +
-          "(default: 'queue' when neither -e nor -r is given, so the tutorial's message waits for its consumer)",
+        "also declare this queue and bind it with the routing key; alone (no -e, -r), send into it " +
+          "through the default exchange, binding nothing (default: 'queue' when neither -e nor -r is " +
+          "given, so the tutorial's message waits for its consumer)",
         shortString("--queue"),
       )
       .option(
@@ -166,11 +168,22 @@ export function messageOptionsFrom(
   const explicitTopology = cmd.getOptionValueSource("exchange") !== "default" ||
     cmd.getOptionValueSource("routingKey") !== "default";
   const queue = o.queue ?? (explicitTopology ? undefined : DEFAULTS.queue);
+  // -q NAME alone: the messages go into NAME through the default exchange, and nothing is bound,
+  // so the tutorial's exchange never starts copying into it (as -q alone binds nothing for consume)
+  const into = queueOnly(cmd) ? o.queue : undefined;
+  const given = new Set(
+    cmd.options.map((opt) => opt.attributeName()).filter((name) => {
+      const source = cmd.getOptionValueSource(name);
+      return source === "cli" || source === "env";
+    }),
+  );
+  // a --jsonl record's own exchange and key give way too: -q alone means "into NAME"
+  if (into !== undefined) { for (const name of ["exchange", "routingKey"]) given.add(name); }
   return {
     broker: g.broker,
     verbose: g.verbose,
     topology: {
-      exchange: o.exchange,
+      exchange: into !== undefined ? "" : o.exchange,
       exchangeType: o.exchangeType as ExchangeType,
       queue: queue === "" ? undefined : queue,
       bindingKeys: [o.routingKey],
@@ -184,7 +197,7 @@ export function messageOptionsFrom(
     lines: o.lines,
     jsonl: o.jsonl,
     files: o.file ?? [],
-    routingKey: o.routingKey,
+    routingKey: into ?? o.routingKey,
     json: o.json,
     contentType: o.contentType ?? (o.json ? "application/json" : "text/plain"),
     contentEncoding: o.contentEncoding,
@@ -208,11 +221,6 @@ export function messageOptionsFrom(
     stopTimeout: o.stopTimeout,
     maxMessageSize: o.maxMessageSize,
     quiet: o.quiet,
-    given: new Set(
-      cmd.options.map((opt) => opt.attributeName()).filter((name) => {
-        const source = cmd.getOptionValueSource(name);
-        return source === "cli" || source === "env";
-      }),
-    ),
+    given,
   };
 }
