@@ -71,7 +71,7 @@ Deno.test("peek on a quorum queue with a delivery limit: refused (exit 2); four 
   });
 });
 
-Deno.test("the management API tells a quorum queue's policy limit: none → peek works; a policy's → refused", async () => {
+Deno.test("the management API tells a quorum queue's policy limit: none → peek works; a policy's → refused, and named in a conflict", async () => {
   const node = new PrivateBroker(undefined, { management: true });
   try {
     await node.start();
@@ -112,6 +112,28 @@ Deno.test("the management API tells a quorum queue's policy limit: none → peek
     }
     const refused = await run(["peek", "-q", "limited"], { env });
     assertFailure(refused, 2, /quorum queue with a delivery limit of 5 \(policy 'limit'\)/);
+    // a conflicting declaration names every difference, and the policy that sets one of them
+    const conflict = await run(
+      [
+        "declare",
+        "-e",
+        "",
+        "-q",
+        "limited",
+        "--queue-type",
+        "quorum",
+        "--delivery-limit",
+        "9",
+        "--message-ttl",
+        "1000",
+      ],
+      { env },
+    );
+    assertFailure(
+      conflict,
+      6,
+      /it exists without x-delivery-limit where the command line asks for '9', and without x-message-ttl where it asks for '1000' \(policy 'limit' sets delivery-limit 5 on it: a policy, not an argument/,
+    );
   } finally {
     await node.close();
   }

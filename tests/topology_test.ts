@@ -125,7 +125,8 @@ Deno.test("topology: a queue that exists with other arguments is used as it is, 
     assertEquals(plain.code, 6);
     assertMatch(
       plain.stderr,
-      /exists without x-single-active-consumer where the command line asks for 'true': drop --single-active-consumer to match/,
+      // both differences at once: following the hint matches the queue in one step
+      /exists without x-single-active-consumer where the command line asks for 'true', and with x-queue-type 'quorum' where it asks for none: declare it with --queue-type quorum and drop --single-active-consumer to match/,
     );
     assertEquals((await queue(q)).type, "quorum");
     const c2 = unique("kmq-classic");
@@ -137,6 +138,48 @@ Deno.test("topology: a queue that exists with other arguments is used as it is, 
         ttl.stderr,
         /exists without x-message-ttl where the command line asks for '1000': drop --message-ttl to match/,
       );
+    });
+    // every difference at once, and one hint that matches them all
+    const c3 = unique("kmq-limits");
+    await withCleanup({ queues: [c3] }, async () => {
+      const made = await run(["declare", "-e", "", "-q", c3, "--max-length", "10", "--message-ttl", "1000"]);
+      assertEquals(made.code, 0, made.stderr);
+      const asked = await run([
+        "declare",
+        "-e",
+        "",
+        "-q",
+        c3,
+        "--max-length",
+        "20",
+        "--overflow",
+        "reject-publish",
+      ]);
+      assertFailure(
+        asked,
+        6,
+        /declaring queue '.*': it exists .*: declare it with .* and drop --overflow to match/,
+      );
+      for (
+        const each of [
+          /with x-max-length '10' where (the command line|it) asks for '20'/,
+          /with x-message-ttl '1000' where (the command line|it) asks for none/,
+          /without x-overflow where (the command line|it) asks for 'reject-publish'/,
+          /declare it with (--max-length 10 --message-ttl 1000|--message-ttl 1000 --max-length 10) and/,
+        ]
+      ) assertMatch(asked.stderr, each);
+      const hinted = await run([
+        "declare",
+        "-e",
+        "",
+        "-q",
+        c3,
+        "--max-length",
+        "10",
+        "--message-ttl",
+        "1000",
+      ]);
+      assertEquals(hinted.code, 0, hinted.stderr);
     });
   });
 });

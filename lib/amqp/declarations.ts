@@ -1,5 +1,8 @@
 import type { AMQPChannel, AMQPClient } from "@cloudamqp/amqp-client";
-import { type ArgumentTable, checkQueueType, flagFor } from "./arguments.ts";
+import { type ArgumentTable, checkQueueType } from "./arguments.ts";
+import type { BrokerOptions } from "./connection.ts";
+import { existing, inequivalent, matchQueue, type Mismatch, queueConflict } from "./mismatch.ts";
+import { appliedPolicy } from "./queue-facts.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
 
@@ -144,7 +147,7 @@ export async function declareTopology(
   client: AMQPClient,
   topology: Topology,
   log: Log,
-  { confirm = false } = {},
+  { confirm = false, broker }: { confirm?: boolean; broker?: BrokerOptions } = {},
 ): Promise<Declared> {
   const passive = { exchange: !topology.declare, queue: !topology.declare };
   for (;;) {
@@ -156,7 +159,8 @@ export async function declareTopology(
       if (!m) throw err;
       const spec = m.kind === "queue" ? topology.queue : topology.exchange;
       if (!spec?.adopt || passive[m.kind] || m.argument === "type") {
-        throw m.kind === "queue" ? conflict(m, topology.queue?.arguments[m.argument]) : err;
+        if (m.kind !== "queue" || !topology.queue) throw err;
+        throw await everyDifference(client, topology.queue, m, broker);
       }
       log.info(
         `${m.kind} '${m.name}' exists ${existing(m)}: using it as it is (no ${m.kind} options given)`,
@@ -245,78 +249,24 @@ function confirmStep(channel: AMQPChannel, confirm: boolean): Promise<unknown> |
   });
 }
 
-export interface Mismatch {
-  kind: "queue" | "exchange";
-  name: string;
-  argument: string;
-  /** As the broker words them: "none", "'true'", "the value 'quorum' of type 'longstr'". */
-  received: string;
-  current: string;
-}
-
-/** RabbitMQ's "inequivalent arg 'x' for queue 'q' …: received A but current is B", taken apart. */
-export function inequivalent(err: unknown): Mismatch | undefined {
-  const text = err instanceof Error ? err.message : String(err);
-  const m =
-    /inequivalent arg '([^']+)' for (queue|exchange) '([^']*)' in vhost '[^']*': received (.+?) but current is (.+?)(?:; |$)/
-      .exec(text);
-  return m
-    ? { argument: m[1]!, kind: m[2] as Mismatch["kind"], name: m[3]!, received: m[4]!, current: m[5]! }
-    : undefined;
-}
-
-/** "with x-queue-type 'quorum'", "without x-message-ttl". */
-function existing(m: Mismatch): string {
-  const current = valueOf(m.current);
-  return current === "none" ? `without ${m.argument}` : `with ${m.argument} '${current}'`;
-}
-
-/** 'quorum' from "the value 'quorum' of type 'longstr'", 'true' from "'true'", none from "none". */
-export function valueOf(worded: string): string {
-  return /'([^']*)'/.exec(worded)?.[1] ?? worded;
-}
-
-/** "a number" from "the value '10' of type 'signedint'"; undefined where the broker names no type. */
-function typeOf(worded: string): string | undefined {
-  const type = /of type '([a-z]+)'/.exec(worded)?.[1];
-  if (type === undefined) return undefined;
-  if (type === "longstr") return "a string";
-  if (type === "bool") return "a boolean";
-  return /int|long|short|byte/.test(type) ? "a number" : `of AMQP type ${type}`;
-}
-
 /**
- * Exit 6 naming the flag that would match. `asked` is the value the command line gave: where the
- * broker words both sides alike ('10' and '10'), they differ in type, and that decides the hint.
+ * Exit 6 naming every way the existing queue differs from `q` (found by declaring it again with
+ * each difference adopted), and a policy that sets one of them when the management API says so
+ * (`broker` given).
  */
-function conflict(m: Mismatch, asked?: unknown): KmqError {
-  const current = valueOf(m.current);
-  const sameText = m.current !== "none" && m.received !== "none" && valueOf(m.received) === current;
-  const askedType = typeof asked === "string"
-    ? "a string"
-    : asked === undefined
-    ? undefined
-    : "a typed value";
-  const [has, wants] = [
-    typeOf(m.current) ?? (sameText && askedType === "a string" ? "a number or boolean" : undefined),
-    typeOf(m.received) ?? (sameText ? askedType : undefined),
-  ];
-  // the same text of different types ('10' the number, '10' the string) must say which is which
-  const showTypes = sameText || (has !== undefined && wants !== undefined && has !== wants);
-  const typed = (v: string, t?: string) => showTypes && t ? `'${v}' (${t})` : `'${v}'`;
-  const askedText = m.received === "none" ? "none" : typed(valueOf(m.received), wants);
-  const match = current === "none"
-    ? `drop ${flagFor(m.argument, "").trim()}`
-    : `declare it with ${
-      flagFor(m.argument, current, has !== undefined ? has !== "a string" : typeof asked !== "string")
-    }`;
-  return new KmqError(
-    ExitCode.brokerRefused,
-    `declaring queue '${m.name}': it exists ${
-      current === "none" ? existing(m) : `with ${m.argument} ${typed(current, has)}`
-    } where the command line asks for ${askedText}: ` +
-      `${match} to match, give no queue options to use it as it is, or delete it first`,
-  );
+async function everyDifference(
+  client: AMQPClient,
+  q: QueueSpec,
+  first: Mismatch,
+  broker?: BrokerOptions,
+): Promise<KmqError> {
+  const wanted = {
+    flags: { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive },
+    args: q.arguments,
+  };
+  const { mismatches } = await matchQueue(client, q.name, wanted).catch(() => ({ mismatches: [first] }));
+  const policy = broker ? await appliedPolicy(broker, client.vhost, q.name) : undefined;
+  return queueConflict(q.name, mismatches.length > 0 ? mismatches : [first], q.arguments, policy);
 }
 
 /** Awaits each step in turn, so the first failure is the one reported; the later ones are only its echo. */

@@ -120,6 +120,7 @@ export class Publisher {
       // confirm.select goes out right behind the declarations, not a round trip later
       const { channel } = await declareTopology(client, this.o.topology, this.o.log, {
         confirm: this.o.confirm,
+        broker: this.o.broker,
       });
       channel.publishConfirmed = (tag: number, multiple: boolean, nack: boolean) =>
         this.onConfirm(tag, multiple, nack);

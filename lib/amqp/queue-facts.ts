@@ -13,7 +13,7 @@
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { brokerVersion } from "./client-fixes.ts";
 import type { BrokerOptions } from "./connection.ts";
-import { inequivalent, valueOf } from "./declarations.ts";
+import { type AppliedPolicy, matchQueue } from "./mismatch.ts";
 import { UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
 import { getJson, managementApi } from "./management.ts";
@@ -30,39 +30,10 @@ export interface QueueFacts {
   requeueCounts: boolean;
 }
 
-/** Declarations tried at most: one per argument the broker checks, and the flags. */
-const MAX_PROBES = 24;
-
 /** The queue's type and `x-` arguments, read from the broker's refusals of a matching declaration. */
 async function probeArguments(client: AMQPClient, queue: string): Promise<Record<string, unknown>> {
-  const args: Record<string, unknown> = {};
   const flags = { durable: true, autoDelete: false, exclusive: false };
-  for (let i = 0; i < MAX_PROBES; i++) {
-    const ch = await client.channel();
-    try {
-      await ch.queueDeclare(queue, flags, args);
-      await ch.close().catch(() => {});
-      return args;
-    } catch (err) {
-      // another connection's exclusive queue: exclusive queues are always classic
-      if (/RESOURCE_LOCKED/.test(String(err))) return args;
-      const m = inequivalent(err);
-      if (!m) throw err;
-      const current = valueOf(m.current);
-      if (m.argument === "durable") flags.durable = current === "true";
-      else if (m.argument === "auto_delete") flags.autoDelete = current === "true";
-      else if (m.argument === "exclusive") flags.exclusive = current === "true";
-      else if (m.current === "none") delete args[m.argument];
-      else {args[m.argument] =
-          /of type '(?:long|signedint|short|byte|unsignedint|unsignedshort|unsignedbyte)'/
-              .test(m.current)
-            ? Number(current)
-            : /of type 'bool'/.test(m.current)
-            ? current === "true"
-            : current;}
-    }
-  }
-  throw new Error(`queue '${queue}': its arguments could not be matched in ${MAX_PROBES} declarations`);
+  return (await matchQueue(client, queue, { flags, args: {} })).args;
 }
 
 /** [major, minor] of a version such as "3.10.8" or "4.3.0-beta.1". */
@@ -71,12 +42,12 @@ function versionOf(v: string | undefined): [number, number] {
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
-/** The delivery limit a policy sets on the queue, from the management API; undefined if it did not answer. */
-async function policyLimit(
+/** The policy that applies to the queue, from the management API; undefined if none or it did not answer. */
+export async function appliedPolicy(
   broker: BrokerOptions,
   vhost: string,
   queue: string,
-): Promise<{ limit?: number; policy?: string } | undefined> {
+): Promise<AppliedPolicy | undefined> {
   try {
     const api = await managementApi(broker);
     const q = await getJson(
@@ -87,8 +58,8 @@ async function policyLimit(
       policy?: string;
       effective_policy_definition?: Record<string, unknown>;
     };
-    const limit = q.effective_policy_definition?.["delivery-limit"];
-    return { limit: typeof limit === "number" ? limit : undefined, policy: q.policy };
+    if (!q.policy || !q.effective_policy_definition) return { name: "", definition: {} };
+    return { name: q.policy, definition: q.effective_policy_definition };
   } catch {
     return undefined;
   }
@@ -110,13 +81,12 @@ export async function queueFacts(
     facts.deliveryLimit = argument;
     facts.limitSource = "x-delivery-limit";
   }
-  const policy = await policyLimit(broker, client.vhost, queue);
+  const policy = await appliedPolicy(broker, client.vhost, queue);
+  const limit = policy?.definition["delivery-limit"];
   if (policy === undefined) facts.limitKnown = facts.deliveryLimit !== undefined;
-  else if (
-    policy.limit !== undefined && (facts.deliveryLimit === undefined || policy.limit < facts.deliveryLimit)
-  ) {
-    facts.deliveryLimit = policy.limit;
-    facts.limitSource = `policy '${policy.policy ?? "?"}'`;
+  else if (typeof limit === "number" && (facts.deliveryLimit === undefined || limit < facts.deliveryLimit)) {
+    facts.deliveryLimit = limit;
+    facts.limitSource = `policy '${policy.name}'`;
   }
   if (facts.deliveryLimit === undefined && major === 4) {
     facts.deliveryLimit = 20;

@@ -43,6 +43,7 @@ export async function cmdCall(o: CallOptions, io: CallIo): Promise<void> {
       client,
       topologyFrom({ ...o.topology, queue: o.given.has("queue") ? o.topology.queue : undefined }),
       io.log,
+      { broker: o.broker },
     );
     const correlationId = o.correlationId ?? crypto.randomUUID(); // the web API: node:crypto costs start-up time
     let answer: (msg: AMQPMessage) => void = () => {};

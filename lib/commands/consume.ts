@@ -94,7 +94,7 @@ async function consumeAll(o: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Prom
     let loop: ConsumeLoop | undefined;
     let ended = false;
     try {
-      const { channel, queue } = await declareTopology(client, topology, io.log);
+      const { channel, queue } = await declareTopology(client, topology, io.log, { broker: o.broker });
       if (queue === undefined) throw new Error("consume needs a queue");
       if (previousQueue !== undefined && queue !== previousQueue) {
         io.log.warn(`the server-named queue '${previousQueue}' is gone; consuming from '${queue}' now`);

@@ -20,7 +20,7 @@ import {
 export async function cmdDeclare(o: DeclareOptions, log: Log): Promise<void> {
   const client = await connect({ broker: o.broker, name: "kmq declare", log });
   try {
-    await declareTopology(client, topologyFrom(o.topology), log);
+    await declareTopology(client, topologyFrom(o.topology), log, { broker: o.broker });
   } finally {
     await closeQuietly(client);
   }
