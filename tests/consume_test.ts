@@ -288,3 +288,29 @@ Deno.test("consume --decode: gzip and deflate bodies come out plain; one that do
     assertEquals(plain.code, 0, plain.stderr);
   });
 });
+
+Deno.test("consume -n with --decode counts what it took: --no-ack shows an undecodable one as received; a command stops at it", async () => {
+  const { gzipSync } = await import("node:zlib");
+  const fillMixed = async (client: Awaited<ReturnType<typeof broker>>, ex: string) => {
+    await publishRaw(client, ex, "k", gzipSync("one"), { contentEncoding: "gzip" });
+    await publishRaw(client, ex, "k", new Uint8Array([0x62, 0x61, 0x64]), { contentEncoding: "gzip" });
+    for (const b of ["three", "four"]) {
+      await publishRaw(client, ex, "k", gzipSync(b), { contentEncoding: "gzip" });
+    }
+  };
+  await withPair(async ({ ex, q }, client) => {
+    await fillMixed(client, ex);
+    const noAck = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "2", "--decode", "--no-ack"]);
+    assertEquals([noAck.code, noAck.stdout], [0, "one\nbad\n"], noAck.stderr);
+    assertMatch(noAck.stderr, /is shown as received: its gzip body does not decode/);
+    assertEquals(await queueDepth(client, q), 2, "-n 2 took two, not three");
+    await drain(client, q);
+
+    await fillMixed(client, ex);
+    const cmd = await run(["consume", "-e", ex, "-q", q, "-r", "k", "-n", "3", "--decode", "--", "cat"]);
+    assertEquals([cmd.code, cmd.stdout], [8, "one"], cmd.stderr);
+    const left = await drain(client, q);
+    assertEquals(left.length, 3, "the undecodable one and those after it stay");
+    assertEquals(Array.from(left[0]!.body!), [0x62, 0x61, 0x64]);
+  });
+});

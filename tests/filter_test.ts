@@ -161,6 +161,14 @@ Deno.test("--filter: malformed expressions are exit 2 pointing at the problem, a
     assertFailure(await consume("--filter", "json.amount * 2"), 2, /is the result of \*, not a condition/);
     assertFailure(await consume("--filter", `"acme"`), 2, /is a constant, not a condition/);
     assertFailure(await consume("--filter", "[true]"), 2, /is a list, not a condition/);
+    // what the types tell before any message: strings, maps, a property
+    assertFailure(await consume("--filter", "body"), 2, /is body, a string, not a condition/);
+    assertFailure(await consume("--filter", "headers"), 2, /is headers, a map, not a condition/);
+    assertFailure(
+      await consume("--filter", "properties.type"),
+      2,
+      /is a property, a string or a number, not a/,
+    );
     // only a message can tell: the first one stops the run and stays in the queue
     assertFailure(await consume("--filter", "json.id"), 2, /gave a string \('a'\), not true or false/);
     assertFailure(await consume("--ack-unmatched"), 2, /--ack-unmatched needs --filter/);

@@ -68,7 +68,7 @@ const NOT_BOOLEAN = new Set([
 interface Expr {
   exprKind:
     | { case: "identExpr"; value: { name: string } }
-    | { case: "selectExpr"; value: { operand?: Expr } }
+    | { case: "selectExpr"; value: { operand?: Expr; field: string; testOnly: boolean } }
     | { case: "callExpr"; value: { function: string; target?: Expr; args: Expr[] } }
     | { case: "listExpr"; value: { elements: Expr[] } }
     | {
@@ -261,11 +261,34 @@ function checkBoolean(e: Expr, source: string): void {
   if (k.case === "callExpr" && NOT_BOOLEAN.has(k.value.function)) {
     what = `the result of ${k.value.function.replace(/_/g, " ").trim()}`;
   }
+  what ??= staticType(e);
   if (what === undefined) return;
   throw new UsageError(
     `--filter '${source}' is ${what}, not a condition: compare it, e.g. json.amount > 100 or ` +
       `headers["tenant"] == "acme"`,
   );
+}
+
+/**
+ * What a variable (or a property) is when its type is known before any message: body,
+ * routing_key and exchange are strings, properties and headers maps, and a property a string or
+ * a number. json and a header can hold a boolean (`json.paid`), so only a message can tell.
+ */
+function staticType(e: Expr): string | undefined {
+  const k = e.exprKind;
+  const isProperties = (x?: Expr) =>
+    x?.exprKind.case === "identExpr" && x.exprKind.value.name === "properties";
+  if (k.case === "identExpr") {
+    if (["body", "routing_key", "exchange"].includes(k.value.name)) return `${k.value.name}, a string`;
+    if (["properties", "headers"].includes(k.value.name)) return `${k.value.name}, a map`;
+  }
+  if (k.case === "selectExpr" && !k.value.testOnly && isProperties(k.value.operand)) {
+    return `a property, a string or a number`;
+  }
+  if (k.case === "callExpr" && k.value.function === "_[_]" && isProperties(k.value.args[0])) {
+    return `a property, a string or a number`;
+  }
+  return undefined;
 }
 
 function describe(v: unknown): string {
