@@ -666,6 +666,33 @@ Deno.test("no command: help on stderr and exit 2", async () => {
   assertMatch(r.stderr, /no command given/);
 });
 
+Deno.test("kmq help COMMAND is COMMAND --help; a command that needs a subcommand says which", async () => {
+  for (
+    const [args, usage] of [[["help", "produce"], "kmq produce"], [
+      ["help", "delete", "queue"],
+      "kmq delete queue",
+    ], [["help"], "kmq"]] as const
+  ) {
+    const r = await run([...args]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(r.stdout.startsWith(`Usage: ${usage} [options]`), r.stdout.slice(0, 80));
+  }
+  assertFailure(
+    await run(["help", "nosuch"]),
+    2,
+    /'nosuch' is not a kmq command: the commands are produce, call/,
+  );
+  // like kmq alone: the command's help on stderr, then the line that says what is missing
+  const bare = await run(["delete"]);
+  assertEquals(bare.code, 2);
+  assertMatch(bare.stderr, /Usage: kmq delete [\s\S]*\nkmq: 'kmq delete' needs one of: queue, exchange\n$/);
+  assertFailure(
+    await run(["delete", "jobs"]),
+    2,
+    /say which, 'kmq delete queue jobs' or 'kmq delete exchange jobs'/,
+  );
+});
+
 Deno.test("--help and --version exit 0 on stdout", async () => {
   const help = await run(["--help"]);
   assertEquals(help.code, 0);

@@ -99,6 +99,21 @@ function commandWord(argv: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * `kmq help [COMMAND [SUBCOMMAND]]` is `kmq [COMMAND [SUBCOMMAND]] --help`: help on stdout, exit 0.
+ * A COMMAND that is none is exit 2 naming the commands (not "no command given").
+ */
+function helpAsOption(argv: string[]): string[] {
+  const at = argv.indexOf("help");
+  const topic = argv.slice(at + 1).find((a) => !a.startsWith("-"));
+  if (topic !== undefined && !COMMANDS.some(([name]) => name === topic)) {
+    throw new UsageError(
+      `'${topic}' is not a kmq command: the commands are ${COMMANDS.map(([name]) => name).join(", ")}`,
+    );
+  }
+  return [...argv.slice(0, at), ...argv.slice(at + 1), "--help"];
+}
+
 /** The program and its global options, with no command yet. */
 function baseProgram(argv: string[]) {
   return new Command()
@@ -139,6 +154,7 @@ export async function parseCommandLine(argv: string[]): Promise<Invocation> {
   const program = baseProgram(argv);
   // only the invoked command is defined (its module and commander's option objects cost start-up
   // time); help without a command, a mistyped command and completion scripts need them all
+  if (commandWord(argv) === "help") argv = helpAsOption(argv);
   const word = commandWord(argv);
   const known = COMMANDS.some(([name]) => name === word);
   const only = known && word !== "completion" ? word : undefined;
@@ -155,6 +171,12 @@ export async function parseCommandLine(argv: string[]): Promise<Invocation> {
     if (err.code === "commander.helpDisplayed" || err.code === "commander.version") {
       return { kind: "done" };
     }
+    if (err.code === "commander.help" && known) {
+      // commander has printed the command's help to stderr: it needs a subcommand
+      const subcommands = program.commands.find((c) => c.name() === word)?.commands.map((c) => c.name())
+        .filter((n) => n !== "help") ?? [];
+      throw new UsageError(`'kmq ${word}' needs one of: ${subcommands.join(", ")}`);
+    }
     if (err.code === "commander.help") {
       // commander has printed the help to stderr: kmq was run without a command
       throw new UsageError(
@@ -162,6 +184,13 @@ export async function parseCommandLine(argv: string[]): Promise<Invocation> {
       );
     }
     const where = known ? `kmq ${word}` : "kmq";
+    if (word === "delete" && err.code === "commander.unknownCommand") {
+      const name = /'([^']*)'/.exec(err.message)?.[1] ?? "NAME";
+      throw new UsageError(
+        `'kmq delete' deletes a queue or an exchange: say which, 'kmq delete queue ${name}' or ` +
+          `'kmq delete exchange ${name}'`,
+      );
+    }
     const message = err.message.replace(/^error: /, "").replace(/\n+/g, " ").trim().replace(/\.$/, "");
     throw new UsageError(`${message}; run '${where} --help' for usage`);
   }
