@@ -8,7 +8,7 @@
  *   deno task release --only linux-x64,linux-arm64
  *
  * Each archive, kmq-<version>-<target>.tar.gz (.zip for Windows), holds one folder of the same
- * name with the executable, README.md and LICENSE. Archives are built reproducibly (sorted
+ * name with the executable, README.md, LICENSE and the reference (docs/reference.md as reference.md). Archives are built reproducibly (sorted
  * entries, fixed times and owners), so the same binaries give the same checksums.
  */
 import { type Target, TARGETS } from "./targets.ts";
@@ -99,8 +99,13 @@ async function main(): Promise<void> {
     const exe = `${OUT}/${folder}/kmq${target.windows ? ".exe" : ""}`;
     const started = performance.now();
     await compile(target, o.compiler, exe);
-    for (const doc of ["README.md", "LICENSE"]) {
-      await Deno.copyFile(`${ROOT}${doc}`, `${OUT}/${folder}/${doc}`);
+    for (
+      const [doc, as] of [["README.md", "README.md"], ["LICENSE", "LICENSE"], [
+        "docs/reference.md",
+        "reference.md",
+      ]]
+    ) {
+      await Deno.copyFile(`${ROOT}${doc}`, `${OUT}/${folder}/${as}`);
     }
     const name = await archive(folder, target);
     await Deno.remove(`${OUT}/${folder}`, { recursive: true });

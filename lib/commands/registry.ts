@@ -21,6 +21,42 @@ const HELP = {
   },
 };
 
+/** The width commander wraps help to: the terminal's, or 80 when stdout is not one. */
+function helpWidth(): number {
+  return process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 80;
+}
+
+/**
+ * Re-wraps the paragraphs of a help footer to `width`; indented lines (examples) stay as written,
+ * since a command line cut in two could not be pasted.
+ */
+export function wrapProse(text: string, width: number): string {
+  // the blank lines between paragraphs are kept as they are (captured, so they stay in the list)
+  return text.split(/(\n{2,})/).map((piece) => {
+    if (/^\n*$/.test(piece)) return piece;
+    const lead = /^\n*/.exec(piece)![0];
+    const block = piece.slice(lead.length);
+    if (block.split("\n").some((l) => l.startsWith(" "))) return piece;
+    const lines: string[] = [];
+    let line = "";
+    for (const word of block.split(/\s+/).filter(Boolean)) {
+      if (line && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    if (line) lines.push(line);
+    return lead + lines.join("\n") + (block.endsWith("\n") ? "\n" : "");
+  }).join("");
+}
+
+/** Help with its prose wrapped to the width; errors are kmq's to print (one line, masked). */
+const OUTPUT = {
+  writeOut: (text: string) => void process.stdout.write(wrapProse(text, helpWidth())),
+  writeErr: (text: string) => void process.stderr.write(wrapProse(text, helpWidth())),
+  outputError: () => {},
+};
+
 const EXAMPLES = `
 Examples:
   kmq consume                              # the tutorial's consumer.py: prints each message
@@ -34,10 +70,15 @@ Examples:
   kmq call -e "" -r rpc "question"         # RPC: send a request, print the reply
 
 Environment: KMQ_URL (the broker URL), KMQ_PASSWORD (wins over the URL's password), KMQ_PASSWORD_FILE,
-KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name), KMQ_API_URL (the management API, as --api-url). Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input,
-4 broker unreachable, 5 access refused, 6 broker refused an operation, 7 message not delivered,
-8 messages a command failed on, 9 consumer cancelled by the broker, 130/143 stopped by SIGINT/SIGTERM,
-141 the reader of stdout went away. Reference: docs/reference.md.`;
+KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name), KMQ_API_URL (the management API, as
+--api-url).
+
+Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input, 4 broker unreachable, 5 access refused, 6 broker
+refused an operation, 7 message not delivered, 8 messages a command failed on, 9 consumer cancelled by the
+broker, 130/143 stopped by SIGINT/SIGTERM, 141 the reader of stdout went away.
+
+Reference: reference.md beside kmq in its release archive, docs/reference.md in the source, or
+https://github.com/kmq-cli/kmq/blob/main/docs/reference.md`;
 
 /** The version; with -v also the runtime that runs kmq and the platform it was built for. */
 function versionText(argv: string[]): string {
@@ -54,8 +95,7 @@ function versionText(argv: string[]): string {
 /** Every command: kmq's help option and wording, errors thrown rather than printed and exited. */
 function configure(commands: readonly CommandUnknownOpts[]): void {
   for (const cmd of commands) {
-    cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput({ outputError: () => {} })
-      .configureHelp(HELP);
+    cmd.helpOption("-h, --help", "show help").exitOverride().configureOutput(OUTPUT).configureHelp(HELP);
     configure(cmd.commands);
   }
 }
@@ -144,7 +184,7 @@ function baseProgram(argv: string[]) {
     .addHelpText("after", EXAMPLES)
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: () => {} })
+    .configureOutput(OUTPUT)
     .configureHelp(HELP);
 }
 

@@ -75,14 +75,14 @@ Deno.test("release: SHA256SUMS lists one archive per target, each with its check
   assertEquals(check.code, 0, check.stdout + check.stderr);
 });
 
-Deno.test("release: each archive holds the executable for its platform, README.md and LICENSE", async () => {
+Deno.test("release: each archive holds the executable for its platform, README.md, LICENSE and reference.md", async () => {
   for (const target of TARGETS) {
     const folder = await unpack(target.name);
     try {
       const exe = `kmq${target.windows ? ".exe" : ""}`;
       assertEquals(
         [...Deno.readDirSync(folder)].map((e) => e.name).sort(),
-        ["LICENSE", "README.md", exe].sort(),
+        ["LICENSE", "README.md", "reference.md", exe].sort(),
       );
       const kind = await exec("file", ["-b", `${folder}/${exe}`]);
       assertMatch(kind.stdout, target.file, target.name);
