@@ -677,6 +677,13 @@ Deno.test("kmq help COMMAND is COMMAND --help; a command that needs a subcommand
     assertEquals(r.code, 0, r.stderr);
     assert(r.stdout.startsWith(`Usage: ${usage} [options]`), r.stdout.slice(0, 80));
   }
+  // prose is wrapped to 80 columns when stdout is no terminal; examples stay whole; the reference is findable
+  for (const args of [["--help"], ["unbind", "--help"], ["consume", "--help"]]) {
+    const r = await run(args);
+    const long = r.stdout.split("\n").filter((l) => l.length > 80 && !l.startsWith("  "));
+    assertEquals(long, [], `${args.join(" ")}: prose lines over 80 columns`);
+  }
+  assertMatch((await run(["--help"])).stdout, /Reference: reference\.md beside kmq in its release archive/);
   assertFailure(
     await run(["help", "nosuch"]),
     2,
