@@ -287,6 +287,11 @@ Deno.test("produce: SIGINT while stdin is open but quiet stops at once: exit 130
       assertEquals(r.code, 130, r.stderr);
       assertMatch(r.stderr, /published 3, confirmed 3, returned 0, nacked 0/);
       assertMatch(r.stderr, /stopped by SIGINT: the 3 message\(s\) sent were all confirmed/);
+      // where to go on from: the line after the last one confirmed
+      assertMatch(
+        r.stderr,
+        /the rest of the input was not sent; resume from line 4 \(tail -n \+4 of the same input\)/,
+      );
       assertEquals((await drain(client, q)).map((m) => m.bodyToString()), ["one", "two", "three"]);
     } finally {
       p.kill("SIGKILL");

@@ -124,7 +124,13 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
   };
   const clearProgress = liveLine(
     io.stderr,
-    () => `kmq: moved ${moved.confirmed} message(s) (${perSecond(moved.confirmed, moved.started)} msg/s)`,
+    () => {
+      const rate = perSecond(moved.confirmed, moved.started);
+      return [
+        `kmq: moved ${moved.confirmed} message(s) (${rate} msg/s)`,
+        `kmq: moved ${moved.confirmed}, ${rate}/s`,
+      ];
+    },
   );
   const stopTimer = publisher.boundStop(o.stopTimeout, io.stop);
   try {

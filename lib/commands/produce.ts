@@ -224,19 +224,50 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
   // a dumb terminal has no cursor control to redraw the line with
   const clearProgress = o.quiet ? () => {} : liveLine(io.stderr, () => {
     const c = publisher.counts;
-    return `kmq: sent ${c.published}, confirmed ${c.confirmed} (${perSecond(c.published, started)} msg/s)`;
+    const rate = perSecond(c.published, started);
+    return [
+      `kmq: sent ${c.published}, confirmed ${c.confirmed} (${rate} msg/s)`,
+      `kmq: sent ${c.published}, ok ${c.confirmed}, ${rate}/s`,
+      `sent ${c.published} ok ${c.confirmed} ${rate}/s`,
+    ];
   });
   const stopTimer = publisher.boundStop(o.stopTimeout, io.stop);
+  const sent: Sent = { count: 0 };
   try {
-    await publishAll(o, io, publisher, started, input);
+    await publishAll(o, io, publisher, started, input, sent);
   } finally {
     stopTimer.dispose();
     clearProgress();
     await publisher.close();
     if (!o.quiet && (o.verbose || io.stderr.isTTY === true || io.stop?.aborted)) {
-      io.log.warn(summary(publisher, started));
+      io.log.warn(
+        o.verbose ? summary(publisher, started) : oneMessage(publisher, sent) ?? summary(publisher, started),
+      );
     }
   }
+}
+
+/** What has gone out: how many, and the last one (where it went, which line it was). */
+interface Sent {
+  count: number;
+  last?: OutMessage;
+}
+
+/** A single message confirmed, on a terminal: one short line saying where it went. */
+function oneMessage(p: Publisher, sent: Sent): string | undefined {
+  const c = p.counts;
+  if (c.published !== 1 || c.confirmed !== 1 || c.returned + c.nacked > 0 || !sent.last) return undefined;
+  const { exchange, routingKey } = sent.last;
+  const to = exchange === "" ? `queue '${routingKey}'` : `exchange '${exchange}' with key '${routingKey}'`;
+  return `published 1 message to ${to}, confirmed`;
+}
+
+/** "; resume from line 1235 (tail -n +1235)" when the input was lines and all before were confirmed. */
+function resumeHint(sent: Sent): string {
+  const m = /^(line|record) (\d+)$/.exec(sent.last?.origin ?? "");
+  if (!m) return "";
+  const next = Number(m[2]) + 1;
+  return `; resume from ${m[1]} ${next} (tail -n +${next} of the same input)`;
 }
 
 /** Sends the input, waits for every confirm, and throws what went wrong (with what was confirmed). */
@@ -246,15 +277,16 @@ async function publishAll(
   publisher: Publisher,
   started: number,
   input: AsyncIterable<Body> | Iterable<Body>,
+  sent: Sent,
 ): Promise<void> {
   let stopped: KmqError | undefined;
   try {
-    let sent = 0;
     for await (const msg of repeated(messages(o, input, io.log), o.repeat)) {
       if (io.stop?.aborted) break;
-      if (o.rate !== undefined) await pace(sent, o.rate, started);
+      if (o.rate !== undefined) await pace(sent.count, o.rate, started);
       await publisher.publish(msg);
-      sent++;
+      sent.count++;
+      sent.last = msg;
     }
   } catch (err) {
     if (!(err instanceof KmqError)) throw err;
@@ -273,7 +305,8 @@ async function publishAll(
     const signal = String(io.stop.reason);
     throw new KmqError(
       signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated,
-      `stopped by ${signal}: the ${publisher.delivered} message(s) sent were all confirmed; the rest of the input was not sent`,
+      `stopped by ${signal}: the ${publisher.delivered} message(s) sent were all confirmed; the rest of the input ` +
+        `was not sent${resumeHint(sent)}`,
     );
   }
   if (publisher.counts.published === 0) throw new InputError("nothing to send: standard input was empty");

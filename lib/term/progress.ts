@@ -18,16 +18,20 @@ export async function pace(sent: number, rate: number, started: number): Promise
 }
 
 /**
- * Redraws `line()` every 250 ms on a terminal's stderr (nothing elsewhere, nor on a dumb
+ * Redraws the progress line every 250 ms on a terminal's stderr (nothing elsewhere, nor on a dumb
  * terminal, which has no cursor control to redraw with); the returned function clears it.
+ * `forms` gives the line longest first: the first that fits the pane is drawn, so a narrow pane
+ * gets a shorter wording with its unit rather than a line cut before it.
  */
-export function liveLine(stream: ProgressStream, line: () => string): () => void {
+export function liveLine(stream: ProgressStream, forms: () => string[]): () => void {
   if (stream.isTTY !== true || process.env.TERM === "dumb") return () => {};
   const timer = setInterval(() => {
-    // cut to the terminal's width, read each time (a resize redraws): a wrapped line would not
-    // be overwritten, and each update would become a new line
-    const width = Math.max(10, (stream.columns ?? 80) - 1);
-    stream.write(`\r\x1b[K${line().slice(0, width)}`);
+    // read each time (a resize redraws); a wrapped line would not be overwritten, and a Ctrl-C
+    // echoed as "^C" after it would wrap it, leaving it behind: three columns are kept free
+    const width = Math.max(10, (stream.columns ?? 80) - 3);
+    const all = forms();
+    const line = all.find((f) => f.length <= width) ?? (all[all.length - 1] ?? "").slice(0, width);
+    stream.write(`\r\x1b[K${line}`);
   }, 250);
   (timer as unknown as { unref?: () => void }).unref?.();
   return () => {
