@@ -21,9 +21,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-if $with_kombu && ! /usr/bin/python3 -c "import kombu, pika, celery" 2>/dev/null; then
-  echo "ensure-broker: installing python3-kombu, python3-pika and python3-celery for the interoperability tests" >&2
-  apt_install python3-kombu python3-pika python3-celery
+if $with_kombu && ! /usr/bin/python3 -c "import kombu, pika, celery, brotli" 2>/dev/null; then
+  echo "ensure-broker: installing python3-kombu, python3-pika, python3-celery and python3-brotli for the interoperability tests" >&2
+  apt_install python3-kombu python3-pika python3-celery python3-brotli
 fi
 
 if $with_kombu && ! command -v openssl >/dev/null 2>&1; then

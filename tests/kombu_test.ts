@@ -61,41 +61,62 @@ Deno.test({ name: "kombu: kmq consume receives what producer.py sends", ignore }
   });
 });
 
-Deno.test({ name: "kombu: compression both ways (zlib), and brotli from kmq to kmq", ignore }, async () => {
-  const q = unique("kmq-kombu-q");
-  const script = `${DIR}compressed.py`;
-  await withCleanup({ queues: [q] }, async () => {
-    assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
-    // Kombu compresses, kmq --decode undoes it; without --decode the header says how it is packed
-    for (let i = 0; i < 2; i++) {
-      const sent = await new Deno.Command(PYTHON, {
-        args: [script, "send", TEST_URL, q, "zlib", "from kombu"],
+Deno.test(
+  { name: "kombu: compression both ways (zlib, and brotli with python3-brotli)", ignore },
+  async () => {
+    const q = unique("kmq-kombu-q");
+    const script = `${DIR}compressed.py`;
+    await withCleanup({ queues: [q] }, async () => {
+      assertEquals((await run(["declare", "-e", "", "-q", q])).code, 0);
+      // Kombu compresses, kmq --decode undoes it; without --decode the header says how it is packed
+      for (let i = 0; i < 2; i++) {
+        const sent = await new Deno.Command(PYTHON, {
+          args: [script, "send", TEST_URL, q, "zlib", "from kombu"],
+        })
+          .output();
+        assertEquals(sent.code, 0, new TextDecoder().decode(sent.stderr));
+      }
+      const plain = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode"]);
+      assertEquals([plain.code, plain.stdout], [0, "from kombu\n"], plain.stderr);
+      const raw = await run(["consume", "-e", "", "-q", q, "-n", "1", "-o", "json"]);
+      const record = JSON.parse(raw.stdout);
+      assertEquals(record.properties.headers, { compression: "application/x-gzip" });
+      assert(record.body_base64 !== undefined, "still compressed without --decode");
+      // kmq compresses, Kombu decodes
+      const p = await run(["produce", "-e", "", "-r", q, "--compress", "zlib", "from kmq"]);
+      assertEquals(p.code, 0, p.stderr);
+      const got = await new Deno.Command(PYTHON, { args: [script, "get", TEST_URL, q] }).output();
+      assertEquals(got.code, 0, new TextDecoder().decode(got.stderr));
+      assertEquals(JSON.parse(new TextDecoder().decode(got.stdout)), {
+        body: "from kmq",
+        compression: "application/x-gzip",
+      });
+      const b = await run(["produce", "-e", "", "-r", q, "--compress", "brotli", "squeezed"]);
+      assertEquals(b.code, 0, b.stderr);
+      const back = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode", "-o", "json"]);
+      const decoded = JSON.parse(back.stdout);
+      assertEquals([decoded.body, decoded.properties.headers], ["squeezed", {}]);
+      // brotli with Kombu (which registers it only when the brotli module imports): both ways
+      const kombuBrotli = await new Deno.Command(PYTHON, {
+        args: [script, "send", TEST_URL, q, "brotli", "br from kombu"],
       })
         .output();
-      assertEquals(sent.code, 0, new TextDecoder().decode(sent.stderr));
-    }
-    const plain = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode"]);
-    assertEquals([plain.code, plain.stdout], [0, "from kombu\n"], plain.stderr);
-    const raw = await run(["consume", "-e", "", "-q", q, "-n", "1", "-o", "json"]);
-    const record = JSON.parse(raw.stdout);
-    assertEquals(record.properties.headers, { compression: "application/x-gzip" });
-    assert(record.body_base64 !== undefined, "still compressed without --decode");
-    // kmq compresses, Kombu decodes
-    const p = await run(["produce", "-e", "", "-r", q, "--compress", "zlib", "from kmq"]);
-    assertEquals(p.code, 0, p.stderr);
-    const got = await new Deno.Command(PYTHON, { args: [script, "get", TEST_URL, q] }).output();
-    assertEquals(got.code, 0, new TextDecoder().decode(got.stderr));
-    assertEquals(JSON.parse(new TextDecoder().decode(got.stdout)), {
-      body: "from kmq",
-      compression: "application/x-gzip",
+      assertEquals(kombuBrotli.code, 0, new TextDecoder().decode(kombuBrotli.stderr));
+      const unpacked = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode"]);
+      assertEquals([unpacked.code, unpacked.stdout], [0, "br from kombu\n"], unpacked.stderr);
+      assertEquals(
+        (await run(["produce", "-e", "", "-r", q, "--compress", "brotli", "br from kmq"])).code,
+        0,
+      );
+      const kombuGot = await new Deno.Command(PYTHON, { args: [script, "get", TEST_URL, q] }).output();
+      assertEquals(kombuGot.code, 0, new TextDecoder().decode(kombuGot.stderr));
+      assertEquals(JSON.parse(new TextDecoder().decode(kombuGot.stdout)), {
+        body: "br from kmq",
+        compression: "application/x-brotli",
+      });
     });
-    const b = await run(["produce", "-e", "", "-r", q, "--compress", "brotli", "squeezed"]);
-    assertEquals(b.code, 0, b.stderr);
-    const back = await run(["consume", "-e", "", "-q", q, "-n", "1", "--decode", "-o", "json"]);
-    const decoded = JSON.parse(back.stdout);
-    assertEquals([decoded.body, decoded.properties.headers], ["squeezed", {}]);
-  });
-});
+  },
+);
 
 Deno.test(
   { name: "kombu: a binary body kmq labels application/data reaches Kombu as bytes", ignore },

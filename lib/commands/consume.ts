@@ -346,7 +346,12 @@ function consumeCommand(program: Command) {
       "with --filter on a quorum queue with a delivery limit (RabbitMQ < 4.3): hold unmatched messages anyway",
       false,
     )
-    .option("--decode", "undo content_encoding gzip or deflate before output or the command", false)
+    .option(
+      "--decode",
+      "undo Kombu's compression header (zlib, bzip2, lzma, brotli) and content_encoding gzip or deflate " +
+        "before output or the command",
+      false,
+    )
     .option("--reply", "with a command: publish its stdout to the message's reply_to (RPC)", false)
     .option("--reply-content-type <type>", "content type of replies", "text/plain")
     .option(
