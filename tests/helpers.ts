@@ -194,9 +194,28 @@ export function unique(prefix = "kmq-test"): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/**
+ * A helper connection that opens again when the broker went away under it (the shared broker may
+ * be restarted mid-run): a test's setup and cleanup then go on, rather than failing with
+ * "Connection closed" for every test after the restart.
+ */
+export class ReopeningClient extends AMQPClient {
+  override async channel(id?: number): ReturnType<AMQPClient["channel"]> {
+    if (this.closed) await this.connect();
+    try {
+      return await super.channel(id);
+    } catch (err) {
+      // the socket died between the check and the channel: once more, on a new connection
+      if (!this.closed) throw err;
+      await this.connect();
+      return await super.channel(id);
+    }
+  }
+}
+
 /** A direct connection to the test broker for setting up and inspecting, closed by the caller. */
-export async function broker(): Promise<AMQPClient> {
-  const client = new AMQPClient(TEST_URL);
+export async function broker(url = TEST_URL): Promise<AMQPClient> {
+  const client = new ReopeningClient(url);
   await client.connect();
   return client;
 }
