@@ -1,101 +1,71 @@
+/**
+ * Publishing with confirms over one channel that survives its connection: a window of unconfirmed
+ * messages (confirm-window.ts) bounds memory and is sent again after a reconnect; frames are
+ * encoded in batches (frame-batcher.ts); what failed is worded in publish-failures.ts.
+ */
 import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import { type BrokerOptions, closeQuietly, connect } from "./connection.ts";
+import { ConfirmWindow, type InFlight, type OutMessage } from "./confirm-window.ts";
 import { declareTopology, type Topology } from "./declarations.ts";
-import { classifyError, DeliveryError, ExitCode, InputError, KmqError } from "../term/errors.ts";
-import type { Log } from "../term/log.ts";
+import { FrameBatcher, WRITE_BATCH_BYTES } from "./frame-batcher.ts";
 import {
-  ByteWriter,
-  encodeProperties,
-  FrameSizeError,
-  type MessageProperties,
-  writePublish,
-} from "./wire.ts";
+  failedStep,
+  inputAtFault,
+  type PublishCounts,
+  ReturnNotes,
+  stalledLoss,
+  undelivered,
+} from "./publish-failures.ts";
+import { classifyError, DeliveryError, ExitCode, KmqError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
+
+export type { OutMessage } from "./confirm-window.ts";
+export type { PublishCounts } from "./publish-failures.ts";
 
 /** Unconfirmed messages in flight at most: enough to keep the broker busy, few enough to resend. */
 export const DEFAULT_WINDOW = 5000;
-/** Unconfirmed body bytes in flight at most (at least one message always goes). */
+/** Unconfirmed body bytes in flight at most, so large messages cannot exhaust memory. */
 export const DEFAULT_WINDOW_BYTES = 4 * 1024 * 1024;
-/** Frames are gathered up to this size and written to the socket in one call. */
-const WRITE_BATCH_BYTES = 128 * 1024;
-
-/** One message to publish, and where it came from so a report can name it. */
-export interface OutMessage {
-  exchange: string;
-  routingKey: string;
-  properties: MessageProperties;
-  body: Uint8Array;
-  /** "line 17", "argument 2", "record 5" … */
-  origin: string;
-  /** Told once the broker settled it: confirmed (true), or nacked or returned (false). */
-  settled?: (delivered: boolean) => void;
-}
 
 export interface PublisherOptions {
   broker: BrokerOptions;
   topology: Topology;
   mandatory: boolean;
-  /** Wait for publisher confirms (the default); without them nothing can be retried. */
+  /** Wait for publisher confirms (off: fire and forget, nothing can be resent). */
   confirm: boolean;
-  /** Seconds to keep reconnecting after the connection drops. */
+  /** Seconds to keep reconnecting after a lost connection. */
   retryTimeout: number;
   log: Log;
   window?: number;
   windowBytes?: number;
 }
 
-export interface PublishCounts {
-  published: number;
-  confirmed: number;
-  returned: number;
-  nacked: number;
-  /** Sent again after a reconnect, because their confirm had not come. */
-  republished: number;
-}
-
-interface InFlight {
-  msg: OutMessage;
-  seq: number;
-  returned: boolean;
-}
-
 interface Link {
   client: AMQPClient;
   channel: AMQPChannel;
-  frameMax: number;
 }
 
 /**
- * Publishes with a bounded window of unconfirmed messages, batching frames into few socket
- * writes, and accounts for every message: confirmed, returned (attributed to the message that
- * came back), nacked, or — when the connection drops — sent again on a new connection.
+ * Publishes messages on one channel, keeping at most `window` unconfirmed; a lost connection is
+ * re-opened within --retry-timeout and every unconfirmed message sent again (at-least-once).
  */
 export class Publisher {
   readonly counts: PublishCounts = { published: 0, confirmed: 0, returned: 0, nacked: 0, republished: 0 };
-  /** Origins of the first returned and nacked messages, for the report. */
-  readonly returnedSamples: string[] = [];
-  readonly nackedSamples: string[] = [];
+  /** The first few nacked messages, named for the final error (returns: in `returns`). */
+  private readonly nackedSamples: string[] = [];
+  private readonly returns: ReturnNotes;
   private link?: Link;
-  /** Unconfirmed messages in publish order; confirms remove them from the front (mostly). */
-  private inflight: InFlight[] = [];
-  private head = 0;
-  private inflightBytes = 0;
-  private nextSeq = 1;
-  private returnCursor = 0;
-  private out = new ByteWriter(WRITE_BATCH_BYTES * 2);
-  /** Writers whose bytes the socket has written, reused to spare the garbage collector. */
-  private spareWriters: ByteWriter[] = [];
-  private flushScheduled = false;
-  private lastWrite: Promise<void> = Promise.resolve();
-  private unflushedBytes = 0;
+  private readonly unconfirmed = new ConfirmWindow();
+  private readonly frames: FrameBatcher;
   private wake?: () => void;
   private lost?: unknown;
   private fatal?: KmqError;
   private closing = false;
   private blocked?: Promise<void>;
-  /** When the last confirm came (or publishing started), and the connection losses since. */
+  private unblock?: () => void;
+  /** When a message was last confirmed (or the first began to wait): a stall is measured from it. */
   private progressAt = Date.now();
   private lossesSinceProgress = 0;
-  private propsCache = new WeakMap<MessageProperties, Uint8Array>();
   private readonly window: number;
   private readonly windowBytes: number;
 
@@ -107,6 +77,8 @@ export class Publisher {
   constructor(private readonly o: PublisherOptions) {
     this.window = o.window ?? DEFAULT_WINDOW;
     this.windowBytes = o.windowBytes ?? DEFAULT_WINDOW_BYTES;
+    this.frames = new FrameBatcher(o.mandatory, (err) => this.onLost(err));
+    this.returns = new ReturnNotes(o.log);
   }
 
   /** Connects, declares the topology and enables confirms; failures here are not retried. */
@@ -129,7 +101,8 @@ export class Publisher {
       client.ondisconnect = (err?: Error) => this.onLost(err ?? new Error("connection closed"));
       client.onblocked = (reason: string) => this.onBlocked(reason);
       client.onunblocked = () => this.onUnblocked();
-      return { client, channel, frameMax: client.frameMax };
+      this.frames.target = { client, channelId: channel.id, frameMax: client.frameMax };
+      return { client, channel };
     } catch (err) {
       await closeQuietly(client);
       throw err;
@@ -142,20 +115,17 @@ export class Publisher {
       this.throwIfFatal();
       if (this.lost) await this.reconnect();
       else if (this.blocked) await this.blocked;
-      else if (this.inflightCount() >= this.window || this.inflightBytes >= this.windowBytes) {
+      else if (this.unconfirmed.count >= this.window || this.unconfirmed.bytes >= this.windowBytes) {
         await this.sleep();
-      } else if (this.unflushedBytes > 8 * WRITE_BATCH_BYTES) await this.flushAndWait();
+      } else if (this.frames.unflushedBytes > 8 * WRITE_BATCH_BYTES) await this.frames.flushAndWait();
       else break;
     }
     // a stall is counted from the first message waiting for a confirm, not from an idle input
-    if (this.inflightCount() === 0) this.progressAt = Date.now();
-    const entry: InFlight = { msg, seq: this.nextSeq++, returned: false };
-    this.write(entry);
+    if (this.unconfirmed.count === 0) this.progressAt = Date.now();
+    const entry = this.unconfirmed.next(msg);
+    this.frames.write(msg);
     this.counts.published++;
-    if (this.o.confirm) {
-      this.inflight.push(entry);
-      this.inflightBytes += msg.body.length;
-    }
+    if (this.o.confirm) this.unconfirmed.track(entry);
   }
 
   /** Waits until every published message is confirmed, nacked or returned (reconnecting if need be). */
@@ -166,15 +136,15 @@ export class Publisher {
         await this.reconnect();
         continue;
       }
-      this.flush();
+      this.frames.flush();
       if (!this.o.confirm) {
-        await this.lastWrite;
+        await this.frames.lastWrite;
         // a channel's close-ok comes after every basic.return it sent: then all returns are counted
         await this.link?.channel.close().catch(() => {});
         this.throwIfFatal();
         return;
       }
-      if (this.inflightCount() === 0) return;
+      if (this.unconfirmed.count === 0) return;
       await this.sleep();
     }
   }
@@ -190,26 +160,8 @@ export class Publisher {
    */
   check(): void {
     this.throwIfFatal();
-    const c = this.counts;
-    if (c.returned === 0 && c.nacked === 0) return;
-    const parts: string[] = [];
-    if (c.returned) {
-      parts.push(
-        `${c.returned} returned as unroutable (${this.returnedSamples.join(", ")}${
-          c.returned > this.returnedSamples.length ? ", …" : ""
-        }): no queue is bound for them; bind one or pass --no-mandatory`,
-      );
-    }
-    if (c.nacked) {
-      parts.push(
-        `${c.nacked} nacked by the broker (${this.nackedSamples.join(", ")}${
-          c.nacked > this.nackedSamples.length ? ", …" : ""
-        })`,
-      );
-    }
-    throw new DeliveryError(
-      `${c.returned + c.nacked} of ${c.published} messages not delivered: ${parts.join("; ")}`,
-    );
+    const failed = undelivered(this.counts, this.returns.samples, this.nackedSamples);
+    if (failed) throw failed;
   }
 
   /**
@@ -226,36 +178,8 @@ export class Publisher {
   /** Where publishing stands, for a failure's message: confirmed, and the first unconfirmed. */
   progress(): string {
     const first = this.firstUnconfirmed();
-    const waiting = this.inflightCount();
     return `${this.delivered} message(s) confirmed` +
-      (first ? `; ${waiting} unconfirmed, the first of them ${first.origin}` : "");
-  }
-
-  /** The failure that ended publishing, if any (its message already says what was confirmed). */
-  /**
-   * After a stop signal, confirms get `seconds` to come (a memory alarm or a full queue that
-   * rejects may hold them back for ever); then publishing is abandoned: exit 7 naming them.
-   */
-  boundStop(seconds: number, stop: AbortSignal | undefined): { dispose(): void } {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onStop = () => {
-      timer = setTimeout(() => {
-        this.abandon(
-          new DeliveryError(
-            `stopped by ${
-              String(stop?.reason)
-            }: no confirm within --stop-timeout ${seconds} s; ${this.progress()}`,
-          ),
-        );
-      }, seconds * 1000);
-    };
-    stop?.addEventListener("abort", onStop, { once: true });
-    return {
-      dispose: () => {
-        clearTimeout(timer);
-        stop?.removeEventListener("abort", onStop);
-      },
-    };
+      (first ? `; ${this.unconfirmed.count} unconfirmed, the first of them ${first.origin}` : "");
   }
 
   /** The connection to the broker published to, while there is one. */
@@ -263,6 +187,7 @@ export class Publisher {
     return this.link?.client;
   }
 
+  /** The failure that ended publishing, if any (its message already says what was confirmed). */
   get failure(): KmqError | undefined {
     return this.fatal;
   }
@@ -274,11 +199,7 @@ export class Publisher {
 
   /** The earliest message still waiting for its confirm, if any. */
   firstUnconfirmed(): OutMessage | undefined {
-    return this.inflight[this.head]?.msg;
-  }
-
-  private inflightCount(): number {
-    return this.inflight.length - this.head;
+    return this.unconfirmed.first();
   }
 
   private throwIfFatal(): void {
@@ -286,7 +207,7 @@ export class Publisher {
   }
 
   private sleep(): Promise<void> {
-    this.flush();
+    this.frames.flush();
     return new Promise((resolve) => (this.wake = resolve));
   }
 
@@ -296,74 +217,10 @@ export class Publisher {
     wake?.();
   }
 
-  private encoded(p: MessageProperties): Uint8Array {
-    let bytes = this.propsCache.get(p);
-    if (!bytes) {
-      bytes = encodeProperties(p);
-      this.propsCache.set(p, bytes);
-    }
-    return bytes;
-  }
-
-  private write(entry: InFlight): void {
-    const link = this.link!;
-    const { msg } = entry;
-    const before = this.out.pos;
-    try {
-      writePublish(
-        this.out,
-        link.channel.id,
-        link.frameMax,
-        msg.exchange,
-        msg.routingKey,
-        this.o.mandatory,
-        this.encoded(msg.properties),
-        msg.body,
-      );
-    } catch (err) {
-      this.out.pos = before; // drop the partial frames
-      if (err instanceof FrameSizeError || err instanceof RangeError) {
-        throw new InputError(`${msg.origin}: ${err.message}`);
-      }
-      throw err;
-    }
-    this.unflushedBytes += this.out.pos - before;
-    if (this.out.pos >= WRITE_BATCH_BYTES) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.out.pos === 0 || !this.link || this.lost) return;
-    // the socket keeps the bytes until written: hand it this writer, take a spare one
-    const sent = this.out;
-    const bytes = sent.view();
-    this.out = this.spareWriters.pop() ?? new ByteWriter(WRITE_BATCH_BYTES * 2);
-    const size = bytes.length;
-    const recycle = () => {
-      this.unflushedBytes -= size;
-      sent.pos = 0;
-      if (this.spareWriters.length < 8) this.spareWriters.push(sent);
-    };
-    this.lastWrite = this.link.client.send(bytes).then(recycle, (err) => {
-      recycle();
-      this.onLost(err);
-    });
-  }
-
-  private async flushAndWait(): Promise<void> {
-    this.flush();
-    await this.lastWrite;
-  }
-
   private onConfirm(tag: number, multiple: boolean, nack: boolean): void {
     this.progressAt = Date.now();
     this.lossesSinceProgress = 0;
-    const settle = (e: InFlight) => {
-      this.inflightBytes -= e.msg.body.length;
+    this.unconfirmed.confirm(tag, multiple, (e: InFlight) => {
       e.msg.settled?.(!nack && !e.returned);
       if (nack) {
         this.counts.nacked++;
@@ -371,141 +228,34 @@ export class Publisher {
       } else {
         this.counts.confirmed++;
       }
-    };
-    if (multiple) {
-      while (this.head < this.inflight.length && this.inflight[this.head]!.seq <= tag) {
-        settle(this.inflight[this.head]!);
-        // drop the settled entry now: it holds the body, which must not wait for compact()
-        this.inflight[this.head] = SETTLED;
-        this.head++;
-      }
-    } else {
-      const i = this.findSeq(tag);
-      if (i === -1) return;
-      settle(this.inflight[i]!);
-      this.inflight.splice(i, 1);
-      if (i < this.returnCursor) this.returnCursor--;
-    }
-    if (this.returnCursor < this.head) this.returnCursor = this.head;
-    this.compact();
+    });
     this.wakeUp();
   }
 
-  /** Sequence numbers ascend, so a binary search finds one in the window. */
-  private findSeq(seq: number): number {
-    let lo = this.head;
-    let hi = this.inflight.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const s = this.inflight[mid]!.seq;
-      if (s === seq) return mid;
-      if (s < seq) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
-  }
-
-  private compact(): void {
-    if (this.head > 4096 && this.head * 2 > this.inflight.length) {
-      this.inflight = this.inflight.slice(this.head);
-      this.returnCursor -= this.head;
-      this.head = 0;
-    }
-  }
-
-  /**
-   * The broker returns an unroutable message before it confirms it, in publish order, so the
-   * returned message is the next unconfirmed one with the same exchange, key and body.
-   */
   private onReturn(returned: AMQPMessage): void {
     this.counts.returned++;
-    const body = returned.body ?? new Uint8Array(0);
-    let origin: string | undefined;
-    for (let i = Math.max(this.returnCursor, this.head); i < this.inflight.length; i++) {
-      const e = this.inflight[i]!;
-      if (
-        !e.returned && e.msg.exchange === returned.exchange && e.msg.routingKey === returned.routingKey &&
-        equalBytes(e.msg.body, body)
-      ) {
-        e.returned = true;
-        this.returnCursor = i + 1;
-        origin = e.msg.origin;
-        break;
-      }
-    }
-    const sample = `${origin ? origin + " " : ""}with routing key '${returned.routingKey}'`;
-    if (this.returnedSamples.length < 5) this.returnedSamples.push(sample);
-    this.sayReturned(sample);
-  }
-
-  private lastReturnNote = 0;
-
-  /**
-   * Said when it happens, not only at the end: `tail -f log | kmq produce -l` may never end. The
-   * first return at once, then at most one line every 5 s with the count so far.
-   */
-  private sayReturned(sample: string): void {
-    const now = Date.now();
-    if (this.counts.returned > 1 && now - this.lastReturnNote < 5000) return;
-    this.lastReturnNote = now;
-    this.o.log.warn(
-      this.counts.returned === 1
-        ? `${sample} was returned as unroutable: no queue is bound for it (kmq carries on and exits 7 at ` +
-          "the end; bind a queue, or pass --no-mandatory to let the broker drop such messages)"
-        : `${this.counts.returned} messages returned as unroutable so far (the last: ${sample})`,
+    const msg = this.unconfirmed.markReturned(
+      returned.exchange,
+      returned.routingKey,
+      returned.body ?? new Uint8Array(0),
     );
+    const sample = `${msg ? msg.origin + " " : ""}with routing key '${returned.routingKey}'`;
+    this.returns.add(this.counts.returned, sample);
   }
 
   private onChannelClosed(reason: string): void {
     // the client reports a closed connection here too; ondisconnect handles that
     if (!/^channel \d+ closed/.test(reason) || this.closing) return;
     if (!this.fatal) {
-      const input = this.inputAtFault(reason);
+      const waiting = this.unconfirmed.unconfirmed().map((e) => e.msg);
+      const input = inputAtFault(reason, waiting, this.delivered, this.progress());
       const refused = classifyError(
         new Error(reason.replace(/^channel \d+ closed: /, "")),
-        this.where(reason),
+        failedStep(reason, waiting, this.o.topology.exchange.name),
       );
       this.fatal = input ?? new KmqError(refused.exitCode, `${refused.message}; ${this.progress()}`);
     }
     this.wakeUp();
-  }
-
-  /**
-   * A channel the broker closed because of one message's data (too big, a foreign user_id) is bad
-   * input (exit 3) naming that message.
-   */
-  private inputAtFault(reason: string): InputError | undefined {
-    const unconfirmed = this.inflight.slice(this.head);
-    const tooBig = /message size (\d+) is larger than configured max size (\d+)/.exec(reason);
-    if (tooBig) {
-      const [size, max] = [Number(tooBig[1]), Number(tooBig[2])];
-      const culprit = unconfirmed.find((e) => e.msg.body.length === size) ??
-        unconfirmed.find((e) => e.msg.body.length > max);
-      return new InputError(
-        `${culprit?.msg.origin ?? "a message"} is ${size} bytes, over the broker's max message size of ` +
-          `${max} bytes: split it or raise max_message_size; ${this.delivered} message(s) confirmed so far`,
-      );
-    }
-    const userId = /user_id property set to '(.*)' but authenticated user was '(.*)'/.exec(reason);
-    if (userId) {
-      const culprit = unconfirmed.find((e) => e.msg.properties.userId === userId[1]);
-      return new InputError(
-        `${culprit?.msg.origin ?? "a message"} has user_id '${userId[1]}', but the broker only takes ` +
-          `the connected user's ('${userId[2]}'): drop user_id or connect as that user; ${this.progress()}`,
-      );
-    }
-    return undefined;
-  }
-
-  /** The step that failed: the exchange a refusal names (a record's own, with --jsonl) and its first message. */
-  private where(reason = ""): string {
-    const named = /no exchange '([^']*)'|exchange '([^']*)'/.exec(reason);
-    const name = named ? (named[1] ?? named[2] ?? "") : this.o.topology.exchange.name;
-    const culprit = named
-      ? this.inflight.slice(this.head).find((e) => e.msg.exchange === name)?.msg.origin
-      : undefined;
-    const target = name === "" ? "publishing" : `publishing to exchange '${name}'`;
-    return culprit ? `${target} (${culprit})` : target;
   }
 
   private onLost(err: unknown): void {
@@ -514,12 +264,10 @@ export class Publisher {
     this.fatal ??= this.finalLoss(classified);
     if (!this.fatal) {
       this.lost = err;
+      this.frames.target = undefined; // nothing more goes to the dead socket
       // said now, not when the next message comes: stdin may be quiet for a long time
-      this.o.log.warn(
-        `${
-          classified.message.replace(/; check that.*$/, "")
-        }; reconnecting for up to ${this.o.retryTimeout} s`,
-      );
+      const said = classified.message.replace(/; check that.*$/, "");
+      this.o.log.warn(`${said}; reconnecting for up to ${this.o.retryTimeout} s`);
     }
     // a publish waiting for the broker to unblock must see the loss (or the failure) now
     this.unblock?.();
@@ -544,20 +292,11 @@ export class Publisher {
     }
     // reconnecting works, but nothing gets confirmed (a message that breaks the connection each
     // time it is sent): past --retry-timeout without progress, resending is a loop, not a retry
-    if (this.inflightCount() === 0) return undefined; // nothing was waiting: no stall
+    if (this.unconfirmed.count === 0) return undefined; // nothing was waiting: no stall
     this.lossesSinceProgress++;
     const stalled = (Date.now() - this.progressAt) / 1000;
     if (this.lossesSinceProgress < 2 || stalled < this.o.retryTimeout) return undefined;
-    return new KmqError(
-      ExitCode.brokerRefused,
-      `${
-        classified.message.replace(/; check that.*$/, "")
-      }: the connection was lost ${this.lossesSinceProgress} ` +
-        `times with no message confirmed for ${
-          Math.round(stalled)
-        } s (--retry-timeout ${this.o.retryTimeout}): ` +
-        `giving up, resending would repeat it; ${this.progress()}`,
-    );
+    return stalledLoss(classified, this.lossesSinceProgress, stalled, this.o.retryTimeout, this.progress());
   }
 
   private onBlocked(reason: string): void {
@@ -567,8 +306,6 @@ export class Publisher {
     });
   }
 
-  private unblock?: () => void;
-
   private onUnblocked(): void {
     this.o.log.warn("the broker unblocked publishing; carrying on");
     this.blocked = undefined;
@@ -577,11 +314,24 @@ export class Publisher {
 
   /** Reconnects with backoff until --retry-timeout runs out, then sends every unconfirmed message again. */
   private async reconnect(): Promise<void> {
-    const deadline = Date.now() + this.o.retryTimeout * 1000;
     if (this.link) await closeQuietly(this.link.client);
     this.link = undefined;
-    this.out.pos = 0;
-    this.unflushedBytes = 0;
+    this.frames.detach();
+    this.link = await this.connectWithin(this.o.retryTimeout * 1000);
+    this.lost = undefined;
+    const pending = this.unconfirmed.reset();
+    for (const msg of pending) {
+      const again = this.unconfirmed.next(msg);
+      this.frames.write(msg);
+      this.unconfirmed.track(again);
+    }
+    this.counts.republished += pending.length;
+    this.o.log.warn(`reconnected; sent ${pending.length} unconfirmed message(s) again`);
+  }
+
+  /** A new link, tried with backoff for `ms`; a refusal (not the network) is final at once. */
+  private async connectWithin(ms: number): Promise<Link> {
+    const deadline = Date.now() + ms;
     let delay = 100;
     let last: unknown = this.lost;
     while (Date.now() < deadline) {
@@ -589,8 +339,7 @@ export class Publisher {
       this.throwIfFatal(); // abandoned while waiting
       delay = Math.min(delay * 2, 5000);
       try {
-        this.link = await this.connectOnce();
-        break;
+        return await this.connectOnce();
       } catch (err) {
         last = err;
         if (err instanceof KmqError && err.exitCode !== ExitCode.unreachable) {
@@ -599,44 +348,38 @@ export class Publisher {
         }
       }
     }
-    if (!this.link) {
-      const first = this.firstUnconfirmed();
-      this.fatal = new DeliveryError(
-        `gave up reconnecting after ${this.o.retryTimeout} s (${
-          classifyError(last, "last attempt").message.replace(/; check that.*$/, "")
-        }): ` +
-          `${this.delivered} of ${this.counts.published} messages confirmed, ${this.inflightCount()} unconfirmed` +
-          (first ? ` starting at ${first.origin}` : ""),
-      );
-      throw this.fatal;
-    }
-    this.lost = undefined;
-    const pending = this.inflight.slice(this.head);
-    this.inflight = [];
-    this.head = 0;
-    this.returnCursor = 0;
-    this.nextSeq = 1;
-    this.inflightBytes = 0;
-    for (const e of pending) {
-      const again: InFlight = { msg: e.msg, seq: this.nextSeq++, returned: false };
-      this.write(again);
-      this.inflight.push(again);
-      this.inflightBytes += e.msg.body.length;
-    }
-    this.counts.republished += pending.length;
-    this.o.log.warn(`reconnected; sent ${pending.length} unconfirmed message(s) again`);
+    const first = this.firstUnconfirmed();
+    const why = classifyError(last, "last attempt").message.replace(/; check that.*$/, "");
+    this.fatal = new DeliveryError(
+      `gave up reconnecting after ${this.o.retryTimeout} s (${why}): ` +
+        `${this.delivered} of ${this.counts.published} messages confirmed, ${this.unconfirmed.count} unconfirmed` +
+        (first ? ` starting at ${first.origin}` : ""),
+    );
+    throw this.fatal;
   }
 }
 
-/** Stands in for a settled entry until compact() drops it, so its body can be collected. */
-const SETTLED: InFlight = {
-  msg: { exchange: "", routingKey: "", properties: {}, body: new Uint8Array(0), origin: "" },
-  seq: -1,
-  returned: false,
-};
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * After a stop signal, the publisher's confirms get `seconds` to come (a memory alarm or a full
+ * queue that rejects may hold them back for ever); then publishing is abandoned: exit 7 naming them.
+ */
+export function boundStop(
+  publisher: Publisher,
+  seconds: number,
+  stop: AbortSignal | undefined,
+): { dispose(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onStop = () => {
+    timer = setTimeout(() => {
+      const why = `stopped by ${String(stop?.reason)}: no confirm within --stop-timeout ${seconds} s`;
+      publisher.abandon(new DeliveryError(`${why}; ${publisher.progress()}`));
+    }, seconds * 1000);
+  };
+  stop?.addEventListener("abort", onStop, { once: true });
+  return {
+    dispose: () => {
+      clearTimeout(timer);
+      stop?.removeEventListener("abort", onStop);
+    },
+  };
 }

@@ -11,7 +11,7 @@ import { topologyFrom } from "../amqp/declarations.ts";
 import { classifyError, DeliveryError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
 import type { FieldTable } from "../messages/fields.ts";
 import type { Log } from "../term/log.ts";
-import { Publisher } from "../amqp/publisher.ts";
+import { boundStop, Publisher } from "../amqp/publisher.ts";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import type { MessageProperties } from "../amqp/wire.ts";
 import type { Sieve } from "../messages/filter.ts";
@@ -132,7 +132,7 @@ export async function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
       ];
     },
   );
-  const stopTimer = publisher.boundStop(o.stopTimeout, io.stop);
+  const stopTimer = boundStop(publisher, o.stopTimeout, io.stop);
   try {
     // through the default exchange with each message's own key, a key naming the source loops
     const loopsBack = sameBroker && o.toExchange === "" && o.routingKey === undefined;

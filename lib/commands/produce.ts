@@ -5,7 +5,7 @@ import { failovers } from "../amqp/connection.ts";
 import { topologyFrom } from "../amqp/declarations.ts";
 import { ExitCode, InputError, KmqError, UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
-import { type OutMessage, Publisher } from "../amqp/publisher.ts";
+import { boundStop, type OutMessage, Publisher } from "../amqp/publisher.ts";
 import { parseRecord, RecordError } from "../messages/records.ts";
 import {
   type Body,
@@ -231,7 +231,7 @@ export async function cmdProduce(o: ProduceOptions, io: ProduceIo): Promise<void
       `sent ${c.published} ok ${c.confirmed} ${rate}/s`,
     ];
   });
-  const stopTimer = publisher.boundStop(o.stopTimeout, io.stop);
+  const stopTimer = boundStop(publisher, o.stopTimeout, io.stop);
   const sent: Sent = { count: 0 };
   try {
     await publishAll(o, io, publisher, started, input, sent);
