@@ -1,0 +1,50 @@
+/** What a move is asked to do, where it writes, and what it counts as it goes. */
+import type { BrokerOptions, GlobalOptions } from "../amqp/connection.ts";
+import type { FieldTable } from "../messages/fields.ts";
+import type { TakenCount } from "../messages/taken-count.ts";
+import type { Log } from "../term/log.ts";
+import type { ProgressStream } from "../term/progress.ts";
+
+export interface MoveOptions extends GlobalOptions {
+  from: string;
+  /** A queue, reached through the default exchange; or undefined with `toExchange`. */
+  to?: string;
+  toExchange?: string;
+  /** The routing key for --to-exchange; undefined keeps each message's own. */
+  routingKey?: string;
+  toBroker: BrokerOptions;
+  count?: number;
+  /** Seconds without a message before stopping; undefined: stop once the source is empty. */
+  idleTimeout?: number;
+  setHeaders: FieldTable;
+  dropHeaders: string[];
+  retryTimeout: number;
+  /** After a stop signal, seconds to wait for the target's confirms of what is in flight. */
+  stopTimeout: number;
+  /** Messages per second at most. */
+  rate?: number;
+  /** A CEL condition: only matching messages move; the others stay in the source. */
+  filter?: string;
+  /** --filter may leave messages in a quorum queue whose delivery limit counts their return. */
+  acceptDeliveryCount: boolean;
+}
+
+export interface MoveIo {
+  log: Log;
+  stop: AbortSignal;
+  /** A live progress line goes here when it is a terminal. */
+  stderr: ProgressStream;
+}
+
+/** Messages taken from the source, confirmed by the target, and refused by it. */
+export interface Moved {
+  taken: number;
+  /** What -n counts: a message redelivered after a lost source connection counts once. */
+  counted: TakenCount;
+  confirmed: number;
+  failed: number;
+  /** Which message the target refused first, for the report. */
+  firstRefused?: string;
+  /** When the move started (performance.now()), for the rate. */
+  started: number;
+}
