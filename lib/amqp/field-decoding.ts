@@ -28,100 +28,60 @@ function nested(view: AMQPView, at: number, kind: "F" | "A"): [FieldValue, numbe
   }
 }
 
+type Reader = (view: AMQPView, at: number) => FieldValue;
+
+/** The fixed-width types: each one's size and how it reads into kmq's typed form. */
+const FIXED = new Map<string, [number, Reader]>([
+  ["t", [1, (v, at) => v.getUint8(at) !== 0]],
+  ["b", [1, (v, at) => new TypedField("b", v.getInt8(at))]],
+  ["B", [1, (v, at) => new TypedField("B", v.getUint8(at))]],
+  ["s", [2, (v, at) => new TypedField("s", v.getInt16(at))]],
+  ["u", [2, (v, at) => new TypedField("u", v.getUint16(at))]],
+  ["I", [4, (v, at) => v.getInt32(at)]],
+  ["i", [4, (v, at) => new TypedField("i", v.getUint32(at))]],
+  ["l", [8, (v, at) => long(v.getBigInt64(at))]],
+  ["f", [4, (v, at) => new TypedField("f", v.getFloat32(at))]],
+  ["d", [8, (v, at) => double(v.getFloat64(at))]],
+  ["D", [5, (v, at) => new TypedField("D", { scale: v.getUint8(at), value: v.getInt32(at + 1) })]],
+  ["T", [8, (v, at) => new TypedField("T", v.getBigUint64(at))]], // unsigned, as RabbitMQ reads and writes it
+  ["V", [0, () => null]],
+]);
+
+/** Plain integers outside the 32-bit range are written as l: only the others need a tag. */
+function long(n: bigint): FieldValue {
+  const plain = (n < -(2n ** 31n) || n >= 2n ** 31n) && n >= BigInt(Number.MIN_SAFE_INTEGER) &&
+    n <= BigInt(Number.MAX_SAFE_INTEGER);
+  return plain ? Number(n) : new TypedField("l", n);
+}
+
+/** JSON would read an integral double back as an integer: such a one keeps its tag. */
+function double(n: number): FieldValue {
+  return Number.isInteger(n) || !Number.isFinite(n) ? new TypedField("d", n) : n;
+}
+
 function getField(this: AMQPView, byteOffset: number): [FieldValue, number] {
-  let i = byteOffset;
-  const type = String.fromCharCode(this.getUint8(i));
-  i += 1;
-  let v: FieldValue;
+  const type = String.fromCharCode(this.getUint8(byteOffset));
+  const at = byteOffset + 1;
+  const fixed = FIXED.get(type);
+  if (fixed) return [fixed[1](this, at), 1 + fixed[0]];
   switch (type) {
-    case "t":
-      v = this.getUint8(i) !== 0;
-      i += 1;
-      break;
-    case "b":
-      v = new TypedField("b", this.getInt8(i));
-      i += 1;
-      break;
-    case "B":
-      v = new TypedField("B", this.getUint8(i));
-      i += 1;
-      break;
-    case "s":
-      v = new TypedField("s", this.getInt16(i));
-      i += 2;
-      break;
-    case "u":
-      v = new TypedField("u", this.getUint16(i));
-      i += 2;
-      break;
-    case "I":
-      v = this.getInt32(i);
-      i += 4;
-      break;
-    case "i":
-      v = new TypedField("i", this.getUint32(i));
-      i += 4;
-      break;
-    case "l": {
-      const n = this.getBigInt64(i);
-      i += 8;
-      // plain integers outside the 32-bit range are written as l: only the others need a tag
-      const plain = (n < -(2n ** 31n) || n >= 2n ** 31n) && n >= BigInt(Number.MIN_SAFE_INTEGER) &&
-        n <= BigInt(Number.MAX_SAFE_INTEGER);
-      v = plain ? Number(n) : new TypedField("l", n);
-      break;
-    }
-    case "f":
-      v = new TypedField("f", this.getFloat32(i));
-      i += 4;
-      break;
-    case "d": {
-      const n = this.getFloat64(i);
-      i += 8;
-      // JSON would read an integral double back as an integer
-      v = Number.isInteger(n) || !Number.isFinite(n) ? new TypedField("d", n) : n;
-      break;
-    }
-    case "D": {
-      const scale = this.getUint8(i);
-      const value = this.getInt32(i + 1);
-      i += 5;
-      v = new TypedField("D", { scale, value });
-      break;
-    }
     case "S": {
-      const [s, len] = this.getLongString(i);
-      v = s;
-      i += len;
-      break;
+      const [s, len] = this.getLongString(at);
+      return [s, 1 + len];
     }
     case "A":
     case "F": {
-      const [n, len] = nested(this, i, type);
-      v = n;
-      i += len;
-      break;
+      const [n, len] = nested(this, at, type);
+      return [n, 1 + len];
     }
     case "x": {
-      const len = this.getUint32(i);
-      v = new TypedField(
-        "x",
-        new Uint8Array(this.buffer.slice(this.byteOffset + i + 4, this.byteOffset + i + 4 + len)),
-      );
-      i += 4 + len;
-      break;
+      const len = this.getUint32(at);
+      const start = this.byteOffset + at + 4;
+      return [new TypedField("x", new Uint8Array(this.buffer.slice(start, start + len))), 5 + len];
     }
-    case "T":
-      v = new TypedField("T", this.getBigUint64(i)); // unsigned, as RabbitMQ reads and writes it
-      i += 8;
-      break;
-    case "V":
-      v = null;
-      break;
     default:
       throw new Error(`header field type '${type}' is not AMQP 0-9-1`);
   }
-  return [v, i - byteOffset];
 }
 
 /** Idempotent; call before any message is received. */

@@ -61,8 +61,8 @@ export class Publisher {
   private lost?: unknown;
   private fatal?: KmqError;
   private closing = false;
-  private blocked?: Promise<void>;
-  private unblock?: () => void;
+  /** Open unless the broker blocked publishing (a memory or disk alarm). */
+  private readonly gate = new Gate();
   /** When a message was last confirmed (or the first began to wait): a stall is measured from it. */
   private progressAt = Date.now();
   private lossesSinceProgress = 0;
@@ -99,8 +99,14 @@ export class Publisher {
       channel.onReturn = (msg: AMQPMessage) => this.onReturn(msg);
       channel.onerror = (reason: string) => this.onChannelClosed(reason);
       client.ondisconnect = (err?: Error) => this.onLost(err ?? new Error("connection closed"));
-      client.onblocked = (reason: string) => this.onBlocked(reason);
-      client.onunblocked = () => this.onUnblocked();
+      client.onblocked = (reason: string) => {
+        this.o.log.warn(`the broker blocked publishing (${reason}); waiting until it unblocks`);
+        this.gate.close();
+      };
+      client.onunblocked = () => {
+        this.o.log.warn("the broker unblocked publishing; carrying on");
+        this.gate.open();
+      };
       this.frames.target = { client, channelId: channel.id, frameMax: client.frameMax };
       return { client, channel };
     } catch (err) {
@@ -114,7 +120,7 @@ export class Publisher {
     while (true) {
       this.throwIfFatal();
       if (this.lost) await this.reconnect();
-      else if (this.blocked) await this.blocked;
+      else if (this.gate.closed) await this.gate.closed;
       else if (this.unconfirmed.count >= this.window || this.unconfirmed.bytes >= this.windowBytes) {
         await this.sleep();
       } else if (this.frames.unflushedBytes > 8 * WRITE_BATCH_BYTES) await this.frames.flushAndWait();
@@ -170,8 +176,7 @@ export class Publisher {
    */
   abandon(err: KmqError): void {
     this.fatal ??= err;
-    this.unblock?.();
-    this.blocked = undefined;
+    this.gate.open();
     this.wakeUp();
   }
 
@@ -270,8 +275,7 @@ export class Publisher {
       this.o.log.warn(`${said}; reconnecting for up to ${this.o.retryTimeout} s`);
     }
     // a publish waiting for the broker to unblock must see the loss (or the failure) now
-    this.unblock?.();
-    this.blocked = undefined;
+    this.gate.open();
     this.wakeUp();
   }
 
@@ -297,19 +301,6 @@ export class Publisher {
     const stalled = (Date.now() - this.progressAt) / 1000;
     if (this.lossesSinceProgress < 2 || stalled < this.o.retryTimeout) return undefined;
     return stalledLoss(classified, this.lossesSinceProgress, stalled, this.o.retryTimeout, this.progress());
-  }
-
-  private onBlocked(reason: string): void {
-    this.o.log.warn(`the broker blocked publishing (${reason}); waiting until it unblocks`);
-    this.blocked = new Promise((resolve) => {
-      this.unblock = resolve;
-    });
-  }
-
-  private onUnblocked(): void {
-    this.o.log.warn("the broker unblocked publishing; carrying on");
-    this.blocked = undefined;
-    this.unblock?.();
   }
 
   /** Reconnects with backoff until --retry-timeout runs out, then sends every unconfirmed message again. */
@@ -382,4 +373,20 @@ export function boundStop(
       stop?.removeEventListener("abort", onStop);
     },
   };
+}
+
+/** A gate publishing waits at while closed (the broker sent connection.blocked). */
+class Gate {
+  /** Resolves when the gate opens; undefined while it is open. */
+  closed?: Promise<void>;
+  private opener?: () => void;
+
+  close(): void {
+    this.closed ??= new Promise((resolve) => (this.opener = resolve));
+  }
+
+  open(): void {
+    this.closed = undefined;
+    this.opener?.();
+  }
 }

@@ -132,46 +132,7 @@ Examples:
   kmq celery send tasks.greet Ada --kwargs '{"greeting": "Hi"}' -q default --countdown 10`,
     )
     .action((task, args, o, cmd) => {
-      const g = globalsOf(cmd);
-      let kwargs: ExactValue;
-      try {
-        kwargs = parseExact(o.kwargs);
-      } catch (err) {
-        if (err instanceof JsonRangeError) throw new InputError(`--kwargs: ${err.message}`);
-        throw new UsageError(`--kwargs '${o.kwargs}' is not JSON: give an object, e.g. '{"x": 1}'`);
-      }
-      if (!(kwargs instanceof ExactObject)) {
-        throw new UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
-      }
-      // deno-lint-ignore no-control-regex -- control characters are what is refused
-      if (!/^[^\s\x00-\x1f\x7f-\x9f]+$/.test(task) || task.startsWith(".") || task.endsWith(".")) {
-        throw new UsageError(
-          `task name '${task}' is not one a worker can run: give its registered name, e.g. tasks.add ` +
-            "(no spaces or control characters, not empty)",
-        );
-      }
-      if (o.eta !== undefined && Number.isNaN(Date.parse(o.eta))) {
-        throw new UsageError(`--eta '${o.eta}' is not an ISO 8601 time, e.g. 2026-12-01T09:00:00Z`);
-      }
-      const produce = produceOptionsFor(o.queue);
-      const options: CelerySendOptions = {
-        ...g,
-        task,
-        args: args.map((a, i) => taskArgument(a, i + 1)),
-        kwargs,
-        countdown: o.countdown,
-        eta: o.eta,
-        expires: o.expires,
-        id: o.id,
-        produce: {
-          ...produce,
-          broker: g.broker,
-          verbose: g.verbose,
-          retryTimeout: o.retryTimeout,
-          topology: { ...produce.topology, declare: o.declare },
-          quiet: true,
-        },
-      };
+      const options = celerySendOptionsFrom(task, args, o, globalsOf(cmd));
       done({
         kind: "run",
         verbose: options.verbose,
@@ -186,6 +147,64 @@ Examples:
           }),
       });
     });
+}
+
+/** What `celery send` parsed, checked (exit 2 or 3 naming the problem) and mapped to its options. */
+function celerySendOptionsFrom(
+  task: string,
+  args: string[],
+  o: {
+    queue: string;
+    kwargs: string;
+    countdown?: number;
+    eta?: string;
+    expires?: number;
+    id?: string;
+    declare: boolean;
+    retryTimeout: number;
+  },
+  g: GlobalOptions,
+): CelerySendOptions {
+  let kwargs: ExactValue;
+  try {
+    kwargs = parseExact(o.kwargs);
+  } catch (err) {
+    if (err instanceof JsonRangeError) throw new InputError(`--kwargs: ${err.message}`);
+    throw new UsageError(`--kwargs '${o.kwargs}' is not JSON: give an object, e.g. '{"x": 1}'`);
+  }
+  if (!(kwargs instanceof ExactObject)) {
+    throw new UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
+  }
+  // deno-lint-ignore no-control-regex -- control characters are what is refused
+  if (!/^[^\s\x00-\x1f\x7f-\x9f]+$/.test(task) || task.startsWith(".") || task.endsWith(".")) {
+    throw new UsageError(
+      `task name '${task}' is not one a worker can run: give its registered name, e.g. tasks.add ` +
+        "(no spaces or control characters, not empty)",
+    );
+  }
+  if (o.eta !== undefined && Number.isNaN(Date.parse(o.eta))) {
+    throw new UsageError(`--eta '${o.eta}' is not an ISO 8601 time, e.g. 2026-12-01T09:00:00Z`);
+  }
+  const produce = produceOptionsFor(o.queue);
+  const options: CelerySendOptions = {
+    ...g,
+    task,
+    args: args.map((a, i) => taskArgument(a, i + 1)),
+    kwargs,
+    countdown: o.countdown,
+    eta: o.eta,
+    expires: o.expires,
+    id: o.id,
+    produce: {
+      ...produce,
+      broker: g.broker,
+      verbose: g.verbose,
+      retryTimeout: o.retryTimeout,
+      topology: { ...produce.topology, declare: o.declare },
+      quiet: true,
+    },
+  };
+  return options;
 }
 
 /** produce's options (its defaults) for one message to `queue` through the default exchange. */

@@ -1,5 +1,5 @@
 import process from "node:process";
-import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { type Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { type QueueArgumentOptions, streamOffset } from "../amqp/arguments.ts";
 import { DEFAULTS, type ExchangeType } from "../amqp/declarations.ts";
 import type { ConsumeIo, ConsumeOptions } from "../consume/consume-loop.ts";
@@ -31,6 +31,11 @@ export function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
 
 /** consume's arguments and options. */
 function consumeCommand(program: Command) {
+  return handlingOptions(readingOptions(program));
+}
+
+/** Where consume reads from and how it writes: its topology, count, acks, offset and format. */
+function readingOptions(program: Command) {
   return topologyOptions(
     program.command("consume").description(
       "print messages as they arrive, acking each once written",
@@ -68,7 +73,15 @@ function consumeCommand(program: Command) {
         "output: line (body + newline), raw (body bytes), json (record per line)",
       )
         .choices(FORMATS).default("line" as const),
-    )
+    );
+}
+
+/** What runs per message, --filter, --decode and reconnecting: consume's options after the reading ones. */
+// deno-lint-ignore no-explicit-any
+function handlingOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return cmd
     .option(
       "-c, --concurrency <n>",
       "with a command: run up to n at once",

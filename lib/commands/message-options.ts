@@ -2,7 +2,7 @@
  * The options of a message (produce, call, and the message celery send publishes): where it goes,
  * its properties and headers, and how it is published.
  */
-import type { Command } from "@commander-js/extra-typings";
+import type { Command, OptionValues } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import type { QueueArgumentOptions } from "../amqp/arguments.ts";
 import { DEFAULTS, type ExchangeType, type TopologyOptions } from "../amqp/declarations.ts";
@@ -66,6 +66,11 @@ export interface ProduceOptions extends GlobalOptions {
 
 /** produce and call share every message option. */
 export function messageCommand(program: Command, name: string, description: string) {
+  return propertyAndSendingOptions(bodyOptions(program, name, description));
+}
+
+/** Where the messages go and where their bodies come from, and the content type and encoding. */
+function bodyOptions(program: Command, name: string, description: string) {
   return (
     topologyOptions(program.command(name).description(description))
       .argument("[message...]", "message bodies, one message each")
@@ -101,6 +106,16 @@ export function messageCommand(program: Command, name: string, description: stri
         shortString("--content-encoding"),
         "utf-8",
       )
+  );
+}
+
+/** The message's properties and headers, and how it is sent: confirms, rate, repeats, timeouts. */
+// deno-lint-ignore no-explicit-any
+function propertyAndSendingOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return (
+    cmd
       .option("--transient", "delivery mode 1 (default: 2, persistent)", false)
       .option("--priority <0-255>", "message priority", integer("--priority", 0, 255))
       .option(

@@ -16,9 +16,11 @@ import type { Moved, MoveIo, MoveOptions } from "../move/move-options.ts";
 import { PREFETCH } from "../move/source-pass.ts";
 import { ExitCode, KmqError, UsageError } from "../term/errors.ts";
 import { liveLine, perSecond } from "../term/progress.ts";
+import type { FieldTable } from "../messages/fields.ts";
 import {
   collect,
   type Done,
+  type GlobalOptions,
   globalsOf,
   integer,
   parseHeader,
@@ -198,34 +200,57 @@ Examples:
   kmq move --from jobs --to jobs --to-url amqps://user@other-cluster/`,
     )
     .action((o, cmd) => {
-      if ((o.to === undefined) === (o.toExchange === undefined)) {
-        throw new UsageError("give the target: --to QUEUE or --to-exchange EXCHANGE (one of them)");
-      }
-      if (o.routingKey !== undefined && o.to !== undefined) {
-        throw new UsageError("-r goes with --to-exchange: --to QUEUE routes by the queue's name");
-      }
-      const g = globalsOf(cmd);
-      const options: MoveOptions = {
-        ...g,
-        from: o.from,
-        to: o.to,
-        toExchange: o.toExchange,
-        routingKey: o.routingKey,
-        toBroker: o.toUrl === undefined ? g.broker : { url: o.toUrl },
-        count: o.count,
-        idleTimeout: o.idleTimeout,
-        setHeaders: o.setHeader,
-        dropHeaders: o.dropHeader ?? [],
-        retryTimeout: o.retryTimeout,
-        stopTimeout: o.stopTimeout,
-        filter: o.filter,
-        acceptDeliveryCount: o.acceptDeliveryCount === true,
-        rate: o.rate,
-      };
+      const options = moveOptionsFrom(o, globalsOf(cmd));
       done({
         kind: "run",
         verbose: options.verbose,
         run: async (io) => cmdMove(options, { log: io.log, stop: io.stop(), stderr: await io.stderr() }),
       });
     });
+}
+
+/** What move parsed, checked (exit 2 naming the problem) and mapped to its options. */
+function moveOptionsFrom(
+  o: {
+    from: string;
+    to?: string;
+    toExchange?: string;
+    routingKey?: string;
+    toUrl?: string;
+    count?: number;
+    idleTimeout?: number;
+    setHeader: FieldTable;
+    dropHeader?: string[];
+    retryTimeout: number;
+    stopTimeout: number;
+    filter?: string;
+    acceptDeliveryCount?: true;
+    rate?: number;
+  },
+  g: GlobalOptions,
+): MoveOptions {
+  if ((o.to === undefined) === (o.toExchange === undefined)) {
+    throw new UsageError("give the target: --to QUEUE or --to-exchange EXCHANGE (one of them)");
+  }
+  if (o.routingKey !== undefined && o.to !== undefined) {
+    throw new UsageError("-r goes with --to-exchange: --to QUEUE routes by the queue's name");
+  }
+  const options: MoveOptions = {
+    ...g,
+    from: o.from,
+    to: o.to,
+    toExchange: o.toExchange,
+    routingKey: o.routingKey,
+    toBroker: o.toUrl === undefined ? g.broker : { url: o.toUrl },
+    count: o.count,
+    idleTimeout: o.idleTimeout,
+    setHeaders: o.setHeader,
+    dropHeaders: o.dropHeader ?? [],
+    retryTimeout: o.retryTimeout,
+    stopTimeout: o.stopTimeout,
+    filter: o.filter,
+    acceptDeliveryCount: o.acceptDeliveryCount === true,
+    rate: o.rate,
+  };
+  return options;
 }

@@ -112,62 +112,7 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
   const code = /\((\d{3})\)\s*$/.exec(text)?.[1];
   // "NAME - detail (code)", or a bare "NAME (code)" (RabbitMQ's INTERNAL_ERROR has no detail)
   const reason = /(?:closed: )?([A-Z_]{6,})(?: - (.*))? \(\d{3}\)\s*$/.exec(text);
-  if (reason) {
-    const [, name = "", detail = "no detail given"] = reason;
-    const hint = hints[name] ?? "see the broker's log for details";
-    if (name === "CONNECTION_FORCED") {
-      return new KmqError(ExitCode.unreachable, `${what}: the broker closed the connection (${detail})`);
-    }
-    if (name === "NOT_IMPLEMENTED" && /automatic acknowledgement/.test(detail)) {
-      return new KmqError(ExitCode.usage, `${what}: a stream queue needs acknowledgements: drop --no-ack`);
-    }
-    const typeWanted = /invalid arg '([^']+)'.*expected (integer|boolean|number), got longstr/.exec(detail);
-    if (name === "PRECONDITION_FAILED" && typeWanted) {
-      const [, arg = "", type = ""] = typeWanted;
-      return new KmqError(
-        ExitCode.usage,
-        `${what}: the broker takes ${arg} as ${
-          type === "integer" ? "an integer" : `a ${type}`
-        }, and key=value ` +
-          `gives a string: write it as key:=json (e.g. --queue-arg ${arg}:=${
-            type === "boolean" ? "true" : "10"
-          })`,
-      );
-    }
-    if (name === "PRECONDITION_FAILED" && /invalid_stream_offset_arg/.test(detail)) {
-      return new KmqError(
-        ExitCode.usage,
-        `${what}: the broker refused this --offset (${detail}): give first, last, next, an offset, a time or ` +
-          "an interval such as 1h",
-      );
-    }
-    if (name === "PRECONDITION_FAILED" && /invalid arg 'x-stream-offset'/.test(detail)) {
-      return new KmqError(
-        ExitCode.brokerRefused,
-        `${what}: --offset reads streams only, and this queue is not one (${detail}); drop --offset`,
-      );
-    }
-    if (name === "INTERNAL_ERROR") {
-      return new KmqError(
-        ExitCode.brokerRefused,
-        `${what}: the broker failed on it (INTERNAL_ERROR - ${detail}); see the broker's log`,
-      );
-    }
-    if (Number(code) >= 500 && name !== "NOT_ALLOWED") {
-      // a protocol error is kmq's fault, not the user's: say so
-      return new KmqError(ExitCode.unexpected, `${what}: ${name} - ${detail} (a kmq bug: please report it)`);
-    }
-    if (name === "ACCESS_REFUSED" && /login|authentication|PLAIN/i.test(detail)) {
-      return new KmqError(
-        ExitCode.accessRefused,
-        `${what}: login refused (${name}): check the user name and password (--url, KMQ_URL, KMQ_PASSWORD or --password-file)`,
-      );
-    }
-    const exit = name === "ACCESS_REFUSED" || name === "NOT_ALLOWED" || code === "530"
-      ? ExitCode.accessRefused
-      : ExitCode.brokerRefused;
-    return new KmqError(exit, `${what}: ${name} - ${detail}; ${hint}`);
-  }
+  if (reason) return refusal(what, reason[1] ?? "", reason[2] ?? "no detail given", code);
   if (/altnames|does not match certificate/i.test(text)) {
     return new KmqError(
       ExitCode.unreachable,
@@ -190,6 +135,63 @@ export function classifyError(err: unknown, what: string, secret?: string): KmqE
     );
   }
   return new KmqError(ExitCode.unexpected, `${what}: ${text}`, { cause: err });
+}
+
+/** A refusal the broker named ("NAME - detail (code)"): its exit code and the hint that fits. */
+function refusal(what: string, name: string, detail: string, code: string | undefined): KmqError {
+  const hint = hints[name] ?? "see the broker's log for details";
+  if (name === "CONNECTION_FORCED") {
+    return new KmqError(ExitCode.unreachable, `${what}: the broker closed the connection (${detail})`);
+  }
+  if (name === "NOT_IMPLEMENTED" && /automatic acknowledgement/.test(detail)) {
+    return new KmqError(ExitCode.usage, `${what}: a stream queue needs acknowledgements: drop --no-ack`);
+  }
+  const typeWanted = /invalid arg '([^']+)'.*expected (integer|boolean|number), got longstr/.exec(detail);
+  if (name === "PRECONDITION_FAILED" && typeWanted) {
+    const [, arg = "", type = ""] = typeWanted;
+    return new KmqError(
+      ExitCode.usage,
+      `${what}: the broker takes ${arg} as ${
+        type === "integer" ? "an integer" : `a ${type}`
+      }, and key=value ` +
+        `gives a string: write it as key:=json (e.g. --queue-arg ${arg}:=${
+          type === "boolean" ? "true" : "10"
+        })`,
+    );
+  }
+  if (name === "PRECONDITION_FAILED" && /invalid_stream_offset_arg/.test(detail)) {
+    return new KmqError(
+      ExitCode.usage,
+      `${what}: the broker refused this --offset (${detail}): give first, last, next, an offset, a time or ` +
+        "an interval such as 1h",
+    );
+  }
+  if (name === "PRECONDITION_FAILED" && /invalid arg 'x-stream-offset'/.test(detail)) {
+    return new KmqError(
+      ExitCode.brokerRefused,
+      `${what}: --offset reads streams only, and this queue is not one (${detail}); drop --offset`,
+    );
+  }
+  if (name === "INTERNAL_ERROR") {
+    return new KmqError(
+      ExitCode.brokerRefused,
+      `${what}: the broker failed on it (INTERNAL_ERROR - ${detail}); see the broker's log`,
+    );
+  }
+  if (Number(code) >= 500 && name !== "NOT_ALLOWED") {
+    // a protocol error is kmq's fault, not the user's: say so
+    return new KmqError(ExitCode.unexpected, `${what}: ${name} - ${detail} (a kmq bug: please report it)`);
+  }
+  if (name === "ACCESS_REFUSED" && /login|authentication|PLAIN/i.test(detail)) {
+    return new KmqError(
+      ExitCode.accessRefused,
+      `${what}: login refused (${name}): check the user name and password (--url, KMQ_URL, KMQ_PASSWORD or --password-file)`,
+    );
+  }
+  const exit = name === "ACCESS_REFUSED" || name === "NOT_ALLOWED" || code === "530"
+    ? ExitCode.accessRefused
+    : ExitCode.brokerRefused;
+  return new KmqError(exit, `${what}: ${name} - ${detail}; ${hint}`);
 }
 
 function mask(text: string, secret?: string): string {
