@@ -113,6 +113,7 @@ const COMMANDS: [string, () => Promise<Define>][] = [
   ["unbind", async () => (await import("./unbind.ts")).defineUnbind],
   ["peek", async () => (await import("./peek.ts")).definePeek],
   ["move", async () => (await import("./move.ts")).defineMove],
+  ["route", async () => (await import("./route.ts")).defineRoute],
   ["completion", async () => (await import("./completion.ts")).defineCompletion],
 ];
 
