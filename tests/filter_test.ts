@@ -156,7 +156,7 @@ Deno.test("--filter: malformed expressions are exit 2 pointing at the problem, a
     assertFailure(
       await consume("--filter", `tenant == "acme"`),
       2,
-      /unknown name 'tenant': the variables are body, json, routing_key, exchange, properties, headers, redelivered/,
+      /unknown name 'tenant': the variables are body, json, routing_key, exchange, properties, headers, redelivered, death/,
     );
     assertFailure(await consume("--filter", "json.amount * 2"), 2, /is the result of \*, not a condition/);
     assertFailure(await consume("--filter", `"acme"`), 2, /is a constant, not a condition/);

@@ -104,8 +104,16 @@ export class SourceConsumer {
       if (!this.o.noAck) msg.ack().catch(() => {});
       return false;
     }
-    if (++this.heldHere >= this.window) this.renew();
+    this.hold();
     return false;
+  }
+
+  /**
+   * A delivered message stays unacked on the channel, to go back to the queue when it closes: once
+   * the current consumer's window is full of such messages, a new consumer takes over.
+   */
+  hold(): void {
+    if (++this.heldHere >= this.window) this.renew();
   }
 
   /**

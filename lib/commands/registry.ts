@@ -114,6 +114,7 @@ const COMMANDS: [string, () => Promise<Define>][] = [
   ["peek", async () => (await import("./peek.ts")).definePeek],
   ["move", async () => (await import("./move.ts")).defineMove],
   ["route", async () => (await import("./route.ts")).defineRoute],
+  ["redrive", async () => (await import("./redrive.ts")).defineRedrive],
   ["completion", async () => (await import("./completion.ts")).defineCompletion],
 ];
 

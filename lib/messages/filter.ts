@@ -30,6 +30,8 @@ const VARIABLES = {
   properties: mapType(CelScalar.STRING, CelScalar.DYN),
   headers: mapType(CelScalar.STRING, CelScalar.DYN),
   redelivered: CelScalar.BOOL,
+  /** A dead letter's latest death, x-death's first entry: queue, reason, exchange, routing-keys, count, time. */
+  death: mapType(CelScalar.STRING, CelScalar.DYN),
 } as const;
 
 type Variable = keyof typeof VARIABLES;
@@ -180,6 +182,13 @@ export class MessageFilter {
     if (u.has("redelivered")) b.redelivered = msg.redelivered;
     if (u.has("headers")) b.headers = celTable((msg.properties.headers ?? {}) as Record<string, FieldValue>);
     if (u.has("properties")) b.properties = propertiesOf(msg);
+    if (u.has("death")) {
+      const deaths = msg.properties.headers?.["x-death"];
+      const last = Array.isArray(deaths) ? deaths[0] : undefined;
+      const isTable = last !== null && typeof last === "object" && !Array.isArray(last) &&
+        !(last instanceof TypedField) && !(last instanceof RawField);
+      b.death = isTable ? celTable(last as Record<string, FieldValue>) : new Map();
+    }
     return b;
   }
 }

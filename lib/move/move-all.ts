@@ -61,7 +61,7 @@ export async function moveAll(run: MoveRun): Promise<void> {
 }
 
 /** Checks that the source queue exists; the broker and vhost it is on ({@link brokerIdentity}). */
-export async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): Promise<string> {
+export async function checkSource(o: MoveOptions, io: MoveIo, holds?: string): Promise<string> {
   const client = await connect({ broker: o.broker, name: "kmq move", log: io.log });
   try {
     const ch = await client.channel();
@@ -71,8 +71,9 @@ export async function checkSource(o: MoveOptions, io: MoveIo, holds: boolean): P
       });
     });
     await ch.close(); // one channel at a time: a URL may allow no more (channelMax)
+    // `holds`: what may leave messages in the source, which go back (and count, on a quorum queue)
     const facts = holds
-      ? await guardRequeues(client, o.from, o.broker, "--filter", o.acceptDeliveryCount, io.log)
+      ? await guardRequeues(client, o.from, o.broker, holds, o.acceptDeliveryCount, io.log)
       : await queueFacts(client, o.from, o.broker);
     if (facts.type === "stream") {
       throw new UsageError(

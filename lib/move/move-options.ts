@@ -1,4 +1,5 @@
 /** What a move is asked to do, where it writes, and what it counts as it goes. */
+import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import type { BrokerOptions, GlobalOptions } from "../amqp/connection.ts";
 import type { FieldTable } from "../messages/fields.ts";
 import type { TakenCount } from "../messages/taken-count.ts";
@@ -27,7 +28,16 @@ export interface MoveOptions extends GlobalOptions {
   filter?: string;
   /** --filter may leave messages in a quorum queue whose delivery limit counts their return. */
   acceptDeliveryCount: boolean;
+  /** Where each message goes, decided per message (kmq redrive); without it, --to or --to-exchange. */
+  route?: (msg: AMQPMessage) => Promise<Destination>;
+  /** How the report names the target, when it is not one queue or exchange ("their origin queues"). */
+  targetName?: string;
 }
+
+/** One message's way: published (with headers added) or left in the source, with why. */
+export type Destination =
+  | { send: true; exchange: string; routingKey: string; headers: FieldTable }
+  | { send: false; why: string };
 
 export interface MoveIo {
   log: Log;

@@ -159,14 +159,22 @@ export class SourcePass {
   /** Publishes one message; its settlement acks it in the source, or puts it back. */
   private async forward(msg: AMQPMessage): Promise<void> {
     const { o, publisher, moved } = this.run;
+    const way = o.route ? await o.route(msg) : undefined;
+    if (way && !way.send) {
+      this.source?.hold(); // it stays in the source, unacked until the channel closes
+      return;
+    }
     moved.taken++;
     if (o.count !== undefined) moved.counted.take(msg);
     if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
     const taken = moved.taken;
     await publisher.publish({
-      exchange: o.toExchange ?? "",
-      routingKey: o.to ?? o.routingKey ?? msg.routingKey,
-      properties: propertiesOf(msg.properties, o),
+      exchange: way?.exchange ?? o.toExchange ?? "",
+      routingKey: way?.routingKey ?? o.to ?? o.routingKey ?? msg.routingKey,
+      properties: propertiesOf(
+        msg.properties,
+        way ? { ...o, setHeaders: { ...o.setHeaders, ...way.headers } } : o,
+      ),
       body: msg.body ?? new Uint8Array(0),
       origin: `message ${taken}`,
       settled: (delivered) => {
