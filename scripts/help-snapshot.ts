@@ -21,6 +21,8 @@ const COMMANDS = [
   ["unbind"],
   ["peek"],
   ["move"],
+  ["route"],
+  ["redrive"],
   ["completion"],
 ];
 

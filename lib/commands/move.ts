@@ -18,6 +18,7 @@ import {
   integer,
   parseHeader,
   positive,
+  retryAndStopOptions,
   seconds,
   shortString,
 } from "./options.ts";
@@ -31,54 +32,45 @@ export function cmdMove(o: MoveOptions, io: MoveIo): Promise<void> {
 
 /** `kmq move`: its options, checks, help and examples. */
 export function defineMove(program: Command, done: Done): void {
-  program.command("move")
-    .description(
-      "move messages from a queue to a queue or exchange, acking each once the target confirmed it",
-    )
-    .requiredOption("--from <queue>", "the source queue (must exist)", shortString("--from"))
-    .option(
-      "--to <queue>",
-      "the target queue, through the default exchange (declared if missing)",
-      shortString("--to"),
-    )
-    .option("--to-exchange <name>", "or the target exchange (must exist)", shortString("--to-exchange"))
-    .option(
-      "-r, --routing-key <key>",
-      "with --to-exchange: this key (default: each message's own)",
-      shortString("--routing-key"),
-    )
-    .option("--to-url <url>", "the target broker (default: the source's, --url)")
-    .option("-n, --count <n>", "move at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
-    .option(
-      "--idle-timeout <seconds>",
-      "stop once no message came for this long (default: once the source is empty)",
-      seconds("--idle-timeout"),
-    )
-    .option(
-      "--set-header <key=value>",
-      "set this header on each message; key:=json typed (repeatable)",
-      parseHeader,
-      {},
-    )
-    .option("--drop-header <name>", "remove this header, e.g. x-death (repeatable)", collect)
-    .option("--filter <expr>", "move only messages this CEL condition is true for (the others stay)")
-    .option(
-      "--accept-delivery-count",
-      "with --filter on a quorum queue with a delivery limit (RabbitMQ < 4.3): leave unmatched messages anyway",
-    )
-    .option("--rate <msgs/s>", "move at most this many messages per second", positive("--rate"))
-    .option(
-      "--retry-timeout <seconds>",
-      "keep reconnecting this long when a connection drops",
-      seconds("--retry-timeout"),
-      60,
-    )
-    .option(
-      "--stop-timeout <seconds>",
-      "after Ctrl-C or SIGTERM, wait this long for the target's confirms (then exit 7; unconfirmed stay in the source)",
-      seconds("--stop-timeout"),
-      5,
-    )
+  retryAndStopOptions(
+    program.command("move")
+      .description(
+        "move messages from a queue to a queue or exchange, acking each once the target confirmed it",
+      )
+      .requiredOption("--from <queue>", "the source queue (must exist)", shortString("--from"))
+      .option(
+        "--to <queue>",
+        "the target queue, through the default exchange (declared if missing)",
+        shortString("--to"),
+      )
+      .option("--to-exchange <name>", "or the target exchange (must exist)", shortString("--to-exchange"))
+      .option(
+        "-r, --routing-key <key>",
+        "with --to-exchange: this key (default: each message's own)",
+        shortString("--routing-key"),
+      )
+      .option("--to-url <url>", "the target broker (default: the source's, --url)")
+      .option("-n, --count <n>", "move at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
+      .option(
+        "--idle-timeout <seconds>",
+        "stop once no message came for this long (default: once the source is empty)",
+        seconds("--idle-timeout"),
+      )
+      .option(
+        "--set-header <key=value>",
+        "set this header on each message; key:=json typed (repeatable)",
+        parseHeader,
+        {},
+      )
+      .option("--drop-header <name>", "remove this header, e.g. x-death (repeatable)", collect)
+      .option("--filter <expr>", "move only messages this CEL condition is true for (the others stay)")
+      .option(
+        "--accept-delivery-count",
+        "with --filter on a quorum queue with a delivery limit (RabbitMQ < 4.3): leave unmatched messages anyway",
+      )
+      .option("--rate <msgs/s>", "move at most this many messages per second", positive("--rate")),
+    "after Ctrl-C or SIGTERM, wait this long for the target's confirms (then exit 7; unconfirmed stay in the source)",
+  )
     .addHelpText(
       "after",
       `

@@ -282,3 +282,22 @@ export function topologyArguments(
     exchangeOptionsGiven: Object.keys(exchangeArguments).length > 0 || ["durable", "autoDelete"].some(given),
   };
 }
+
+/**
+ * --retry-timeout and --stop-timeout for the commands that publish with confirms while reading
+ * (move, redrive): how long to reconnect, and how long confirms may take after a stop signal.
+ */
+// deno-lint-ignore no-explicit-any
+export function retryAndStopOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+  stopDescription: string,
+) {
+  return cmd
+    .option(
+      "--retry-timeout <seconds>",
+      "keep reconnecting this long when a connection drops",
+      seconds("--retry-timeout"),
+      60,
+    )
+    .option("--stop-timeout <seconds>", stopDescription, seconds("--stop-timeout"), 5);
+}

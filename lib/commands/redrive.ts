@@ -21,7 +21,7 @@ import {
   globalsOf,
   integer,
   positive,
-  seconds,
+  retryAndStopOptions,
   shortString,
 } from "./options.ts";
 
@@ -142,50 +142,41 @@ async function report(o: RedriveOptions, io: RedriveIo, r: Redriver, verb: strin
 }
 
 export function defineRedrive(program: Command, done: Done): void {
-  program.command("redrive")
-    .description("send dead letters back to the queues they died in, acking each once confirmed")
-    .requiredOption("--from <queue>", "the dead-letter queue", shortString("--from"))
-    .option("--dry-run", "change nothing: report what would go where, by origin queue and reason", false)
-    .option(
-      "--reason <reason>",
-      "only deaths for this reason: rejected, expired, maxlen, delivery_limit (repeatable)",
-      collect,
-    )
-    .option("--origin <queue>", "only dead letters from this queue (repeatable)", collect)
-    .option("--filter <expr>", "only those this CEL condition is true for (death.queue, death.reason, …)")
-    .option(
-      "--via-exchange",
-      "publish to the exchange and first routing key each was published with (copies to every queue bound)",
-      false,
-    )
-    .option(
-      "--max-redrives <n>",
-      "leave messages kmq redrove this many times",
-      integer("--max-redrives", 1, 1_000_000),
-      3,
-    )
-    .option("-n, --count <n>", "redrive at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
-    .option("--rate <msgs/s>", "at most this many messages per second", positive("--rate"))
-    .option(
-      "--accept-delivery-count",
-      "on a quorum DLQ with a delivery limit: leave (or look at) messages anyway, each return counting",
-    )
-    .addOption(
-      new Option("-o, --format <format>", "the report: text or json").choices(["text", "json"] as const)
-        .default("text" as const),
-    )
-    .option(
-      "--retry-timeout <seconds>",
-      "keep reconnecting this long when a connection drops",
-      seconds("--retry-timeout"),
-      60,
-    )
-    .option(
-      "--stop-timeout <seconds>",
-      "after Ctrl-C, wait this long for confirms (then exit 7)",
-      seconds("--stop-timeout"),
-      5,
-    )
+  retryAndStopOptions(
+    program.command("redrive")
+      .description("send dead letters back to the queues they died in, acking each once confirmed")
+      .requiredOption("--from <queue>", "the dead-letter queue", shortString("--from"))
+      .option("--dry-run", "change nothing: report what would go where, by origin queue and reason", false)
+      .option(
+        "--reason <reason>",
+        "only deaths for this reason: rejected, expired, maxlen, delivery_limit (repeatable)",
+        collect,
+      )
+      .option("--origin <queue>", "only dead letters from this queue (repeatable)", collect)
+      .option("--filter <expr>", "only those this CEL condition is true for (death.queue, death.reason, …)")
+      .option(
+        "--via-exchange",
+        "publish to the exchange and first routing key each was published with (copies to every queue bound)",
+        false,
+      )
+      .option(
+        "--max-redrives <n>",
+        "leave messages kmq redrove this many times",
+        integer("--max-redrives", 1, 1_000_000),
+        3,
+      )
+      .option("-n, --count <n>", "redrive at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
+      .option("--rate <msgs/s>", "at most this many messages per second", positive("--rate"))
+      .option(
+        "--accept-delivery-count",
+        "on a quorum DLQ with a delivery limit: leave (or look at) messages anyway, each return counting",
+      )
+      .addOption(
+        new Option("-o, --format <format>", "the report: text or json").choices(["text", "json"] as const)
+          .default("text" as const),
+      ),
+    "after Ctrl-C, wait this long for confirms (then exit 7)",
+  )
     .addHelpText(
       "after",
       `
