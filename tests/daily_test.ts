@@ -46,7 +46,10 @@ Deno.test("produce -q NAME alone sends into NAME and binds nothing; --jsonl reco
     const replay = await run(["produce", "--jsonl", "-q", q], { stdin: records });
     assertEquals(replay.code, 0, replay.stderr);
     // the tutorial's default produce no longer reaches NAME
-    assertEquals((await run(["produce", "--no-declare", "tutorial"])).code, 0);
+    assertEquals(
+      (await run(["produce", "--no-declare", "-e", "test_exchange", "-r", "test", "tutorial"])).code,
+      0,
+    );
     const got = await run(["consume", "-q", q, "--idle-timeout", "1"]);
     assertEquals(got.stdout, "into the queue\nreplayed\n", got.stderr);
     const tapped = await run(["consume", "-q", tap, "--idle-timeout", "1"]);
