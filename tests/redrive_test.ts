@@ -162,3 +162,40 @@ Deno.test("redrive: --filter sees death; kmq killed -9 mid-redrive of 20,000 los
     assertEquals(distinct.size, N, `every message in one of the two queues (${all.length - N} duplicated)`);
   });
 });
+
+Deno.test("redrive from a quorum DLQ whose returns may count toward a delivery limit: only with --accept-delivery-count", async () => {
+  const p = unique("kmq-rd");
+  const [free, limited, origin] = [`${p}.free`, `${p}.limited`, `${p}.origin`];
+  await withCleanup({ queues: [free, limited, origin] }, async (client) => {
+    const ch = await client.channel();
+    await ch.queueDeclare(free, { durable: true }, { "x-queue-type": "quorum" });
+    await ch.queueDeclare(limited, { durable: true }, { "x-queue-type": "quorum", "x-delivery-limit": 5 });
+    for (const dlq of [free, limited]) {
+      await ch.queueDeclare(origin, { durable: true }, {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dlq,
+      });
+      await ch.basicPublish("", origin, `to ${dlq}`, { deliveryMode: 2 });
+      await rejectAll(client, origin);
+      await until(`a dead letter in ${dlq}`, async () => (await queueDepth(client, dlq)) === 1);
+      await ch.queueDelete(origin);
+    }
+    await ch.queueDeclare(origin, { durable: true });
+    // without the management API a policy's limit cannot be ruled out (the shared broker has none)
+    const unseen = await run(["redrive", "--from", free]);
+    assertEquals(unseen.code, 2, unseen.stderr);
+    assertMatch(unseen.stderr, /a delivery limit kmq cannot see/);
+    assertEquals((await run(["redrive", "--from", free, "--accept-delivery-count"])).code, 0);
+    const refused = await run(["redrive", "--from", limited]);
+    assertEquals(refused.code, 2, refused.stderr);
+    assertMatch(refused.stderr, /quorum queue with a delivery limit of 5 .*--accept-delivery-count/);
+    assertEquals(await queueDepth(client, limited), 1, "nothing taken");
+    const accepted = await run(["redrive", "--from", limited, "--accept-delivery-count"]);
+    assertEquals(accepted.code, 0, accepted.stderr);
+    assertEquals((await drain(client, origin)).map((m) => m.bodyToString()).sort(), [
+      `to ${free}`,
+      `to ${limited}`,
+    ]);
+    await ch.close();
+  });
+});
