@@ -4,6 +4,7 @@
  */
 import { type Command, Option } from "@commander-js/extra-typings";
 import type { Writable } from "node:stream";
+import { parseBrokerUrls } from "../amqp/connection.ts";
 import { DEFAULTS } from "../amqp/declarations.ts";
 import { escapeJsonControls } from "../messages/formats.ts";
 import type { FieldTable, FieldValue } from "../messages/fields.ts";
@@ -25,7 +26,9 @@ export interface RouteOptions extends GlobalOptions {
 }
 
 export async function cmdRoute(o: RouteOptions, io: { stdout: Writable }): Promise<void> {
-  const vhost = decodeURIComponent(new URL(o.broker.url.split(",")[0]!.trim()).pathname.slice(1)) || "/";
+  // checked as for a connection (a bad URL is exit 2), though a definitions file needs none
+  const [first] = parseBrokerUrls(o.broker.url, "kmq route");
+  const vhost = decodeURIComponent(new URL(first!.href).pathname.slice(1)) || "/";
   const defs = o.definitions !== undefined
     ? await definitionsFromFile(o.definitions, vhost)
     : await definitionsFromApi(o.broker);
