@@ -199,3 +199,30 @@ Deno.test("redrive from a quorum DLQ whose returns may count toward a delivery l
     await ch.close();
   });
 });
+
+Deno.test("redrive --via-exchange: back through the exchange and key it was published with (copies included)", async () => {
+  const p = unique("kmq-rd");
+  const [dlq, x, a, sibling] = [`${p}.dlq`, `${p}.events`, `${p}.a`, `${p}.sibling`];
+  await withCleanup({ queues: [dlq, a, sibling], exchanges: [x] }, async (client) => {
+    const ch = await client.channel();
+    await ch.queueDeclare(dlq, { durable: true });
+    await ch.exchangeDeclare(x, "topic", { durable: true });
+    await ch.queueDeclare(a, { durable: true }, {
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": dlq,
+    });
+    await ch.queueDeclare(sibling, { durable: true });
+    await ch.queueBind(a, x, "order.*");
+    await ch.basicPublish(x, "order.new", "o1", { deliveryMode: 2 });
+    await drain(client, sibling);
+    await rejectAll(client, a);
+    await until("the dead letter", async () => (await queueDepth(client, dlq)) === 1);
+    await ch.queueBind(sibling, x, "order.*"); // the topology changed since: now two queues take the key
+    const r = await run(["redrive", "--from", dlq, "--via-exchange"]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await drain(client, a)).map((m) => m.bodyToString()), ["o1"]);
+    assertEquals((await drain(client, sibling)).map((m) => m.bodyToString()), ["o1"]);
+    assertEquals(await queueDepth(client, dlq), 0);
+    await ch.close();
+  });
+});
