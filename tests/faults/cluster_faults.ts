@@ -3,6 +3,7 @@
  * connected to dies, and kmq must carry on through another node with nothing lost. The queues are
  * quorum queues (replicated on all three nodes), so the messages outlive the node.
  */
+import { AMQPClient } from "@cloudamqp/amqp-client";
 import { assertEquals, assertMatch } from "../assert.ts";
 import { queueDepth, Running, TEST_URL, unique, withCleanup } from "../helpers.ts";
 import { PrivateCluster } from "../private_cluster.ts";
@@ -125,3 +126,76 @@ clusterScenario(
     });
   },
 );
+
+clusterScenario(
+  "20: redrive 20,000 dead letters from a quorum DLQ whose leader node is killed (-9): nothing lost",
+  async (cluster) => {
+    const N = 20_000;
+    const [dlq, origin] = [unique("f20dlq"), unique("f20origin")];
+    const [first, second] = cluster.nodes;
+    const client = new AMQPClient(first!.url); // the DLQ's leader is where it is declared
+    await client.connect();
+    const ch = await client.channel();
+    await ch.queueDeclare(dlq, { durable: true }, { "x-queue-type": "quorum" });
+    await ch.queueDeclare(origin, { durable: true }, {
+      "x-queue-type": "quorum",
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": dlq,
+    });
+    await client.close();
+    await fill(second!.url, origin, N);
+    // every message rejected: dead-lettered into the DLQ with an x-death naming the origin
+    const rejecter = new AMQPClient(second!.url);
+    await rejecter.connect();
+    const rch = await rejecter.channel();
+    await rch.prefetch(1000);
+    await rch.basicConsume(origin, { noAck: false }, (m) => void m.reject(false));
+    await waitFor(async () => (await depthAt(second!.url, dlq)) === N, 120_000, "20,000 dead letters");
+    await rejecter.close();
+    const started = performance.now();
+    // kmq's connection is to a node that survives: only the DLQ's leader goes
+    const r0 = new Running(["redrive", "--from", dlq, "--accept-delivery-count", "--rate", "4000"], {
+      env: { KMQ_URL: second!.url },
+    });
+    await waitFor(async () => (await depthAt(second!.url, origin)) >= N / 10, 60_000, "a tenth redriven");
+    await first!.kill9();
+    const r = await finish(r0, 180_000, "redrive across the leader's death");
+    const back = await takeAll(second!.url, origin);
+    const left = await takeAll(second!.url, dlq);
+    await account(
+      "20 redrive from quorum, leader killed -9",
+      N,
+      [...back, ...left],
+      started,
+      `exit ${r.code}`,
+    );
+    if (r.code !== 0) assertMatch(r.stderr, /stay in queue|still in|stay in '/);
+    // kmq route on the cluster's own definitions: the origin's dead letters go to the DLQ
+    const defs = await new Deno.Command("rabbitmqctl", {
+      args: ["-n", second!.node, "-q", "export_definitions", "-"],
+      stdout: "piped",
+    }).output();
+    const file = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      await Deno.writeFile(file, defs.stdout);
+      const routed = new Running(["route", "--definitions", file, "--dead-letters", origin, "-o", "json"], {
+        env: { KMQ_URL: second!.url },
+      });
+      const out = await routed.result();
+      assertEquals([out.code, JSON.parse(out.stdout).queues], [0, [dlq]], out.stderr);
+    } finally {
+      await Deno.remove(file).catch(() => {});
+    }
+  },
+);
+
+/** Messages ready in a queue, asked through the node at `url`. */
+async function depthAt(url: string, queue: string): Promise<number> {
+  const client = new AMQPClient(url);
+  await client.connect();
+  try {
+    return await queueDepth(client, queue);
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
