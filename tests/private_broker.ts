@@ -230,3 +230,20 @@ export async function waitForApi(port: number): Promise<void> {
   }
   throw new Error(`the management API on port ${port} did not answer`);
 }
+
+/**
+ * Runs `fn` with a private node that has the management plugin, and the environment that points
+ * kmq at it (KMQ_URL and KMQ_API_URL); the node is removed afterwards, whatever happened.
+ */
+export async function withManagementNode(
+  fn: (node: PrivateBroker, env: Record<string, string>) => Promise<void>,
+): Promise<void> {
+  const node = new PrivateBroker(undefined, { management: true });
+  try {
+    await node.start();
+    await waitForApi(node.managementPort);
+    await fn(node, { KMQ_URL: node.url, KMQ_API_URL: `http://127.0.0.1:${node.managementPort}` });
+  } finally {
+    await node.close();
+  }
+}

@@ -7,7 +7,7 @@
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { assertFailure, run, unique, withCleanup } from "./helpers.ts";
-import { PrivateBroker, waitForApi } from "./private_broker.ts";
+import { withManagementNode } from "./private_broker.ts";
 
 interface Case {
   exchange: string;
@@ -236,11 +236,7 @@ Deno.test("route: the tree says why, a missing exchange is exit 6, dead letters 
 });
 
 Deno.test("route: reads the topology from the management API when no --definitions is given", async () => {
-  const node = new PrivateBroker(undefined, { management: true });
-  try {
-    await node.start();
-    await waitForApi(node.managementPort);
-    const env = { KMQ_URL: node.url, KMQ_API_URL: `http://127.0.0.1:${node.managementPort}` };
+  await withManagementNode(async (node, env) => {
     const kmq = (...args: string[]) => run(args, { env });
     assertEquals(
       (await kmq("declare", "-e", "events", "-t", "topic", "-q", "orders", "-r", "order.*")).code,
@@ -268,7 +264,5 @@ Deno.test("route: reads the topology from the management API when no --definitio
     assertEquals(miss.code, 0, miss.stderr);
     assertMatch(miss.stdout, /nothing took it: alternate exchange 'lost' \(policy 'ae'\)/);
     assertMatch(miss.stdout, /reaches 1 queue\(s\): 'lost-and-found'/);
-  } finally {
-    await node.close();
-  }
+  });
 });

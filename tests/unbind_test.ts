@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertMatch } from "./assert.ts";
 import { assertFailure, run, unique, withCleanup } from "./helpers.ts";
-import { PrivateBroker, waitForApi } from "./private_broker.ts";
+import { withManagementNode } from "./private_broker.ts";
 
 /** rabbitmqctl list_bindings on a node: "source\tdestination\tkey" lines, sorted. */
 async function bindings(node: string): Promise<string[]> {
@@ -21,11 +21,7 @@ async function bindings(node: string): Promise<string[]> {
 }
 
 Deno.test("unbind: a binding that does not exist is exit 6 naming those that do, and nothing is unbound", async () => {
-  const node = new PrivateBroker(undefined, { management: true });
-  try {
-    await node.start();
-    await waitForApi(node.managementPort);
-    const env = { KMQ_URL: node.url, KMQ_API_URL: `http://127.0.0.1:${node.managementPort}` };
+  await withManagementNode(async (node, env) => {
     const kmq = (...args: string[]) => run(args, { env });
     assertEquals(
       (await kmq("declare", "-e", "events", "-t", "topic", "-q", "audit", "-r", "a", "-r", "b")).code,
@@ -107,9 +103,7 @@ Deno.test("unbind: a binding that does not exist is exit 6 naming those that do,
       [0, "unbound queue 'audit' from exchange 'amq.topic' (key 'x.#')\n"],
       own.stderr,
     );
-  } finally {
-    await node.close();
-  }
+  });
 });
 
 Deno.test("unbind: without the management API it unbinds and says it could not check", async () => {
