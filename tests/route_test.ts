@@ -229,6 +229,19 @@ Deno.test("route: the tree says why, a missing exchange is exit 6, dead letters 
       assertFailure(noDlx, 6, /has no dead-letter exchange .*: its dead letters are dropped/);
       const notJson = await run(["route", "--definitions", "/etc/hostname", "-e", x]);
       assertFailure(notJson, 3, /is not JSON: give a file from 'rabbitmqctl export_definitions'/);
+      // a mistaken path is refused before it is read: a device, or a file far larger than any definitions
+      assertFailure(await run(["route", "--definitions", "/dev/zero", "-e", x]), 3, /is not a file/);
+      const huge = await Deno.makeTempFile({ suffix: ".json" });
+      try {
+        await Deno.truncate(huge, 300 * 1024 * 1024); // sparse: no disk used
+        assertFailure(
+          await run(["route", "--definitions", huge, "-e", x]),
+          3,
+          /314572800 bytes, more than a definitions file/,
+        );
+      } finally {
+        await Deno.remove(huge);
+      }
     });
   } finally {
     await Deno.remove(file).catch(() => {});

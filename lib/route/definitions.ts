@@ -4,12 +4,15 @@
  * policies. Names are the broker's data: every table here is a Map, so no name (`__proto__`
  * included) can collide with an object's own machinery.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import { getJson, managementApi } from "../amqp/management.ts";
 import { InputError } from "../term/errors.ts";
 
 export type Args = Map<string, unknown>;
+
+/** The largest definitions file read, as for the management API's answer: a broker's is far smaller. */
+const MAX_FILE = 256 * 1024 * 1024;
 
 export interface ExchangeDef {
   type: string;
@@ -54,8 +57,19 @@ const BUILT_IN: [string, string][] = [
 export async function definitionsFromFile(path: string, vhost: string): Promise<Definitions> {
   let text: string;
   try {
+    // checked before reading: a mistaken path (a disk image, /dev/zero) must not fill memory
+    const info = await stat(path);
+    if (!info.isFile() || info.size > MAX_FILE) {
+      throw new InputError(
+        `--definitions '${path}' is ${
+          info.isFile() ? `${info.size} bytes, more than a definitions file` : "not a file"
+        }: ` +
+          "give a file from 'rabbitmqctl export_definitions' or the management UI",
+      );
+    }
     text = await readFile(path, "utf8");
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(`cannot read --definitions '${path}': ${(err as Error).message}`);
   }
   let json: unknown;
