@@ -40,6 +40,9 @@ Deno.test("produce -q NAME alone sends into NAME and binds nothing; --jsonl reco
     const p = await run(["-v", "produce", "-q", q, "into the queue"]);
     assertEquals(p.code, 0, p.stderr);
     assertEquals(await sourcesOf(q), [""], "only the default exchange's implicit binding");
+    // naming the default exchange says the same: the queue's name is the routing key
+    const named = await run(["produce", "-e", "", "-q", q, "through -e ''"]);
+    assertEquals(named.code, 0, named.stderr);
     const records = [
       { exchange: "elsewhere", routing_key: "other", body: "replayed", properties: {} },
     ].map((r) => JSON.stringify(r) + "\n").join("");
@@ -51,7 +54,7 @@ Deno.test("produce -q NAME alone sends into NAME and binds nothing; --jsonl reco
       0,
     );
     const got = await run(["consume", "-q", q, "--idle-timeout", "1"]);
-    assertEquals(got.stdout, "into the queue\nreplayed\n", got.stderr);
+    assertEquals(got.stdout, "into the queue\nthrough -e ''\nreplayed\n", got.stderr);
     const tapped = await run(["consume", "-q", tap, "--idle-timeout", "1"]);
     assertEquals(tapped.stdout, "tutorial\n", "only the tutorial's own message went to test_exchange");
     await client.channel().then((ch) => ch.queuePurge("queue").catch(() => {}));

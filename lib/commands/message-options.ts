@@ -76,7 +76,7 @@ function bodyOptions(program: Command, name: string, description: string) {
       .argument("[message...]", "message bodies, one message each")
       .option(
         "-q, --queue <name>",
-        "also declare this queue and bind it with the routing key; alone (no -e, -r), send into it " +
+        "also declare this queue and bind it with the routing key; alone (no -r, no -e or -e ''), send into it " +
           "through the default exchange, binding nothing (default: 'queue' when neither -e nor -r is " +
           "given, so the tutorial's message waits for its consumer)",
         shortString("--queue"),

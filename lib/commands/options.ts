@@ -173,7 +173,9 @@ export function queueOnly(
   cmd: { getOptionValueSource(key: string): string | undefined; opts(): OptionValues },
 ): boolean {
   const given = (key: string) => ["cli", "env"].includes(cmd.getOptionValueSource(key) ?? "");
-  return given("queue") && cmd.opts().queue !== "" && !given("exchange") && !given("routingKey");
+  // `-e '' -q NAME` says the same as `-q NAME` alone: the default exchange routes by the queue's name
+  const defaultExchange = !given("exchange") || cmd.opts().exchange === "";
+  return given("queue") && cmd.opts().queue !== "" && defaultExchange && !given("routingKey");
 }
 
 // deno-lint-ignore no-explicit-any
