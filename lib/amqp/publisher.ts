@@ -38,6 +38,8 @@ export interface PublisherOptions {
   log: Log;
   window?: number;
   windowBytes?: number;
+  /** The connection's name in the management UI (default `kmq produce`). */
+  name?: string;
 }
 
 interface Link {
@@ -87,7 +89,11 @@ export class Publisher {
   }
 
   private async connectOnce(): Promise<Link> {
-    const client = await connect({ broker: this.o.broker, name: "kmq produce", log: this.o.log });
+    const client = await connect({
+      broker: this.o.broker,
+      name: this.o.name ?? "kmq produce",
+      log: this.o.log,
+    });
     try {
       // confirm.select goes out right behind the declarations, not a round trip later
       const { channel } = await declareTopology(client, this.o.topology, this.o.log, {

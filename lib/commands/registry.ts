@@ -115,6 +115,7 @@ const COMMANDS: [string, () => Promise<Define>][] = [
   ["move", async () => (await import("./move.ts")).defineMove],
   ["route", async () => (await import("./route.ts")).defineRoute],
   ["redrive", async () => (await import("./redrive.ts")).defineRedrive],
+  ["bench", async () => (await import("./bench.ts")).defineBench],
   ["completion", async () => (await import("./completion.ts")).defineCompletion],
 ];
 

@@ -17,6 +17,19 @@ export async function pace(sent: number, rate: number, started: number): Promise
   if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
 }
 
+/** Resolves at the performance.now() time `at`, or as soon as `stop` aborts. */
+export function sleepUntil(at: number, stop: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stop.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, at - performance.now()));
+    stop.addEventListener("abort", done, { once: true });
+  });
+}
+
 /**
  * Redraws the progress line every 250 ms on a terminal's stderr (nothing elsewhere, nor on a dumb
  * terminal, which has no cursor control to redraw with); the returned function clears it.
