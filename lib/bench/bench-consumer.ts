@@ -36,7 +36,7 @@ export class BenchConsumer {
 
   constructor(
     private readonly o: BenchOptions,
-    private readonly queue: string,
+    readonly queue: string,
     private readonly runTag: number,
     private readonly latency: Latency[],
     private readonly stop: AbortSignal,

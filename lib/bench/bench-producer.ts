@@ -25,7 +25,7 @@ export class BenchProducer {
   constructor(
     private readonly o: BenchOptions,
     index: number,
-    private readonly queue: string,
+    readonly queue: string,
     private readonly runTag: number,
     private readonly confirmLatency: Latency[],
     log: Log,

@@ -43,9 +43,11 @@ export class Latency {
   }
 
   summary(): LatencySummary {
+    const max = this.histogram.maxValue / 1000;
     const out: Record<string, number> = {};
-    for (const [key, p] of PERCENTILES) out[key] = this.at(p);
-    return Object.assign(out, { max: this.histogram.maxValue / 1000, count: this.count });
+    // a percentile is its bucket's highest value, which can lie a little above the largest recorded
+    for (const [key, p] of PERCENTILES) out[key] = Math.min(this.at(p), max);
+    return Object.assign(out, { max, count: this.count });
   }
 
   /** The percentile distribution in HdrHistogram's `.hgrm` text form, values in milliseconds. */

@@ -131,7 +131,7 @@ class BenchRun {
       this.backlog = Math.max(0, this.sent() - this.received());
       await Promise.all(this.producers.map((p) => p.drain(this.io.stop.aborted ? 1000 : CONFIRM_DRAIN_MS)));
       if (this.producers.length > 0 && this.consumers.length > 0) {
-        await this.waitWhile(() => this.received() < this.sent(), RECEIVE_IDLE_MS);
+        await this.waitWhile(() => this.received() < this.expected(), RECEIVE_IDLE_MS);
       }
     } finally {
       clearInterval(ticker);
@@ -196,6 +196,16 @@ class BenchRun {
     return this.producers.reduce((n, p) => n + p.counts.published, 0);
   }
 
+  /**
+   * What the consumers should receive of what was sent: each message once, but on a stream every
+   * consumer of it reads all of it.
+   */
+  private expected(): number {
+    if (this.o.queueType !== "stream") return this.sent();
+    const readers = (queue: string) => this.consumers.filter((c) => c.queue === queue).length;
+    return this.producers.reduce((n, p) => n + p.counts.published * readers(p.queue), 0);
+  }
+
   private received(): number {
     return this.consumers.reduce((n, c) => n + c.received, 0);
   }
@@ -218,8 +228,11 @@ class BenchRun {
     const sendSeconds = Math.max(1e-3, ((this.sendEnded || performance.now()) - this.started) / 1000);
     const lastReceived = Math.max(...this.consumers.map((c) => c.lastAt), this.started);
     const receiveSeconds = Math.max(1e-3, (lastReceived - this.started) / 1000);
-    // more waiting than a second of sending (or than the consumers' prefetch) is a queue that grew
-    const slack = Math.max(t.sent / sendSeconds, o.prefetch * o.consumers);
+    // the consumers kept up if they were done soon after the producers: within a second, or a
+    // tenth of the time spent sending (a backlog held in their prefetch counts as behind too)
+    const catchUp = (lastReceived - (this.sendEnded || lastReceived)) / 1000;
+    const behind = o.producers > 0 && o.consumers > 0 && !this.io.stop.aborted &&
+      (t.received < this.expected() || catchUp > Math.max(1, sendSeconds / 10));
     return {
       producers: o.producers,
       consumers: o.consumers,
@@ -238,7 +251,7 @@ class BenchRun {
       confirm_latency_ms: this.confirms.count > 0 ? this.confirms.summary() : null,
       coordinated_omission_corrected: o.rate > 0,
       backlog_at_send_end: this.backlog,
-      consumers_fell_behind: o.producers > 0 && o.consumers > 0 && this.backlog > slack,
+      consumers_fell_behind: behind,
       left_in_queues: this.left,
       stopped_by: this.io.stop.aborted ? String(this.io.stop.reason) : null,
     };
