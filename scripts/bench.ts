@@ -3,7 +3,7 @@
  * alternating run by run, medians quoted. Speed and memory targets are checked here, never in
  * timed tests.
  *
- *   deno task bench [--runs N] [--case 1,2,3,4,5,6] [--before PATH]
+ *   deno task bench [--runs N] [--case 1,2,3,4,5,6,7] [--before PATH]
  *
  * Case 6 (input that attacks kmq's resources) compares dist/kmq with an earlier build given as
  * --before (e.g. the last release built with `deno task compile:offline` in a worktree).
@@ -282,7 +282,77 @@ if (CASES.has("5")) {
   await purge();
 }
 if (CASES.has("6")) await caseSix();
+if (CASES.has("7")) await caseSeven();
 await Deno.remove(tmp, { recursive: true });
+
+/** kmq bench's own report (-o json) of one run. */
+async function benchReport(args: string[]): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(BIN, { args: ["bench", "-o", "json", ...args], env: { KMQ_URL: URL_ } })
+    .output();
+  if (!out.success) throw new Error(`kmq bench ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/**
+ * Case 7: kmq bench's producer beside kmq produce and amqp-publish (unconfirmed, persistent, 16
+ * bytes, one durable classic queue each: like beside like), then its latency at half that rate.
+ */
+async function caseSeven(): Promise<void> {
+  console.log(`\ncase 7a: ${LINES} 16-byte persistent messages, unconfirmed, one producer (wall time)`);
+  const settle = { before: purge, after: purge };
+  const r = await compare({
+    "kmq bench --consumers 0 --confirm 0": {
+      cmd: BIN,
+      args: [
+        "bench",
+        "--consumers",
+        "0",
+        "--confirm",
+        "0",
+        "--persistent",
+        "--size",
+        "16",
+        "-n",
+        String(LINES),
+      ],
+    },
+    "kmq produce --lines --no-confirm": {
+      cmd: BIN,
+      args: ["produce", "--lines", "--no-confirm", "--no-mandatory"],
+      stdin: linesFile,
+    },
+    "amqp-publish -l -p": {
+      cmd: "amqp-publish",
+      args: ["-u", URL_.replace(/\/$/, ""), "-e", "test_exchange", "-r", "test", "-l", "-p"],
+      stdin: linesFile,
+    },
+  }, settle);
+  table(r, "amqp-publish -l -p", LINES);
+  const own = await benchReport([
+    "--consumers",
+    "0",
+    "--confirm",
+    "0",
+    "--persistent",
+    "--size",
+    "16",
+    "-n",
+    String(LINES),
+  ]);
+  const half = Math.round(Number(own.send_rate) / 2);
+  console.log(
+    `  kmq bench's own send rate: ${own.send_rate} msg/s; case 7b at half of it, ${half} msg/s, 20 s:`,
+  );
+  const at = await benchReport(["--rate", String(half), "--duration", "20s", "--persistent", "--size", "16"]);
+  for (const key of ["latency_ms", "confirm_latency_ms"]) {
+    const l = at[key] as Record<string, number>;
+    const text = ["p50", "p90", "p99", "p99_9", "p99_99", "max"].map((p) => `${p} ${l[p]!.toFixed(2)}`).join(
+      ", ",
+    );
+    console.log(`  ${key.padEnd(20)} ${text} (ms)`);
+  }
+  console.log(`  sent ${at.sent}, received ${at.received}, fell behind: ${at.consumers_fell_behind}`);
+}
 
 /** Peak RSS (MiB), wall time (s) and exit code of `bin args` fed `chunk` `times` times on stdin. */
 async function fed(

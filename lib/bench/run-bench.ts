@@ -127,9 +127,11 @@ class BenchRun {
       } else {
         await this.waitWhile(() => performance.now() < until && this.received() < (o.count ?? Infinity), 0);
       }
-      this.sendEnded = performance.now();
       this.backlog = Math.max(0, this.sent() - this.received());
       await Promise.all(this.producers.map((p) => p.drain(this.io.stop.aborted ? 1000 : CONFIRM_DRAIN_MS)));
+      // sent means taken by the broker: confirmed, or (without confirms) answered behind a
+      // channel.close, not merely handed to the socket's buffer
+      this.sendEnded = performance.now();
       if (this.producers.length > 0 && this.consumers.length > 0) {
         await this.waitWhile(() => this.received() < this.expected(), RECEIVE_IDLE_MS);
       }
@@ -187,7 +189,7 @@ class BenchRun {
     this.io.stdout.write(this.o.json ? reportJson(f) : reportText(f, this.o));
     if (this.o.hgrm) await writeFile(this.o.hgrm, this.e2e.hgrm());
     if (this.o.confirmHgrm) await writeFile(this.o.confirmHgrm, this.confirms.hgrm());
-    if (f.left_in_queues) {
+    if (f.left_in_queues && f.consumers > 0) {
       this.io.log.warn(`${f.left_in_queues} message(s) were left in the bench's queues at the end`);
     }
   }
