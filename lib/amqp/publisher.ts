@@ -89,11 +89,7 @@ export class Publisher {
   }
 
   private async connectOnce(): Promise<Link> {
-    const client = await connect({
-      broker: this.o.broker,
-      name: this.o.name ?? "kmq produce",
-      log: this.o.log,
-    });
+    const client = await connect({ ...this.o, name: this.o.name ?? "kmq produce" });
     try {
       // confirm.select goes out right behind the declarations, not a round trip later
       const { channel } = await declareTopology(client, this.o.topology, this.o.log, {

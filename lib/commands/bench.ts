@@ -37,9 +37,10 @@ function rate(name: string) {
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-export function defineBench(program: Command, done: Done): void {
-  program.command("bench")
-    .description("measure the broker: producers and consumers, rates and exact latency percentiles")
+/** The counts of producers and consumers, and what the producers send, how fast, for how long. */
+// deno-lint-ignore no-explicit-any
+function publishing<A extends any[], O extends OptionValues, G extends OptionValues>(cmd: Command<A, O, G>) {
+  return cmd
     .option(
       "--producers <n>",
       "producers, each on its own connection (0: drain only)",
@@ -76,7 +77,13 @@ export function defineBench(program: Command, done: Done): void {
       integer("--confirm", 0, 1_000_000),
       1000,
     )
-    .option("--persistent", "publish persistent messages (delivery mode 2)", false)
+    .option("--persistent", "publish persistent messages (delivery mode 2)", false);
+}
+
+/** How the consumers take and acknowledge, the queues, and where the report goes. */
+// deno-lint-ignore no-explicit-any
+function consuming<A extends any[], O extends OptionValues, G extends OptionValues>(cmd: Command<A, O, G>) {
+  return cmd
     .option("--prefetch <n>", "unacked messages per consumer", integer("--prefetch", 1, 65535), 1000)
     .option("--multi-ack <n>", "ack every n messages at once (1: each)", integer("--multi-ack", 1, 65535), 1)
     .option(
@@ -113,7 +120,14 @@ export function defineBench(program: Command, done: Done): void {
       ),
     )
     .option("--hgrm <file>", "write the end-to-end latency histogram here (.hgrm, milliseconds)")
-    .option("--confirm-hgrm <file>", "write the confirm latency histogram here (.hgrm, milliseconds)")
+    .option("--confirm-hgrm <file>", "write the confirm latency histogram here (.hgrm, milliseconds)");
+}
+
+export function defineBench(program: Command, done: Done): void {
+  consuming(publishing(
+    program.command("bench")
+      .description("measure the broker: producers and consumers, rates and exact latency percentiles"),
+  ))
     .addHelpText(
       "after",
       `
