@@ -17,16 +17,22 @@ export async function pace(sent: number, rate: number, started: number): Promise
   if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
 }
 
-/** Resolves at the performance.now() time `at`, or as soon as `stop` aborts. */
+/** Resolves at the performance.now() time `at` (never before: a timer may fire early), or once `stop` aborts. */
 export function sleepUntil(at: number, stop: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout>;
     const done = () => {
       clearTimeout(timer);
       stop.removeEventListener("abort", done);
       resolve();
     };
-    const timer = setTimeout(done, Math.max(0, at - performance.now()));
+    const wait = () => {
+      const ahead = at - performance.now();
+      if (ahead <= 0 || stop.aborted) return done();
+      timer = setTimeout(wait, Math.ceil(ahead));
+    };
     stop.addEventListener("abort", done, { once: true });
+    wait();
   });
 }
 
