@@ -1,6 +1,15 @@
 /** `kmq bench`: rates, exact latency percentiles, the JSON report, clean-up, and what it refuses. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { assertFailure, queueDepth, run, Running, unique, withCleanup } from "./helpers.ts";
+import {
+  assertFailure,
+  kmqCommand,
+  queueDepth,
+  run,
+  Running,
+  TEST_URL,
+  unique,
+  withCleanup,
+} from "./helpers.ts";
 
 interface Summary {
   p50: number;
@@ -34,6 +43,7 @@ interface Report {
 async function bench(args: string[]): Promise<Report> {
   const r = await run(["bench", "-o", "json", ...args], { timeoutMs: 120_000 });
   assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stderr, "", "piped, no live line and nothing else on stderr");
   return JSON.parse(r.stdout) as Report;
 }
 
@@ -212,4 +222,23 @@ Deno.test("bench: what it refuses, each with the fix", async () => {
     const r = await run(["bench", ...args]);
     assertFailure(r, code, pattern);
   }
+});
+
+Deno.test("bench: on a terminal a live line each second, redrawn in place; the report after it", async () => {
+  const [cmd, pre] = kmqCommand();
+  const line = [cmd, ...pre, "bench", "--rate", "300", "--duration", "3s"].map((a) => `'${a}'`).join(" ");
+  const out = await new Deno.Command("script", {
+    args: ["-qec", `stty cols 160; ${line}`, "/dev/null"],
+    env: { KMQ_URL: TEST_URL, NO_COLOR: "1", TERM: "xterm" },
+    stdin: "null",
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 0, text);
+  // deno-lint-ignore no-control-regex -- the point: the line is redrawn with a carriage return and erase
+  assertMatch(
+    text,
+    /\r\x1b\[K2 s: sent 30\d\/s, confirmed \d+\/s, received \d+\/s, returned 0, nacked 0; latency p50/,
+  );
+  assertMatch(text, /\r\x1b\[Kkmq bench: 1 producer/, "the line is cleared before the report");
 });

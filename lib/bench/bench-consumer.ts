@@ -33,6 +33,7 @@ export class BenchConsumer {
   private handledSince = 0;
   private paceStart = 0;
   private readonly paced: boolean;
+  private closing = false;
 
   constructor(
     private readonly o: BenchOptions,
@@ -47,6 +48,11 @@ export class BenchConsumer {
 
   async open(): Promise<void> {
     this.client = await connect({ broker: this.o.broker, name: "kmq bench", log: this.log });
+    this.client.ondisconnect = (err?: Error) => {
+      if (!this.closing) {
+        this.log.warn(`a consumer of '${this.queue}' lost its connection: ${err?.message ?? "closed"}`);
+      }
+    };
     const channel = await this.client.channel();
     this.channel = channel;
     await attempt(
@@ -67,6 +73,7 @@ export class BenchConsumer {
    * Messages still waiting for --consumer-rate or --consumer-latency go back to the queue.
    */
   async close(): Promise<void> {
+    this.closing = true;
     if (this.consumer && this.channel && !this.channel.closed) {
       await this.consumer.cancel().catch(() => {});
     }

@@ -167,21 +167,38 @@ class BenchRun {
     return total;
   }
 
-  /** Deletes the queues the run declared (also when it failed or was stopped). */
+  /**
+   * Deletes the queues the run declared (also when it failed or was stopped); one that cannot be
+   * deleted is named on stderr rather than hiding why the run ended.
+   */
   async cleanUp(): Promise<void> {
-    if (this.declared.length > 0) {
-      const client = this.admin && !this.admin.closed
-        ? this.admin
-        : await connect({ broker: this.o.broker, name: "kmq bench", log: this.io.log });
+    try {
+      if (this.declared.length > 0) await this.deleteQueues();
+    } catch (err) {
+      this.io.log.warn(
+        `could not delete the bench's queues (${(err as Error).message}): delete them with ` +
+          this.declared.map((q) => `'kmq delete queue ${q}'`).join(", "),
+      );
+    } finally {
+      if (this.admin) await closeQuietly(this.admin);
+    }
+  }
+
+  private async deleteQueues(): Promise<void> {
+    const client = this.admin && !this.admin.closed
+      ? this.admin
+      : await connect({ broker: this.o.broker, name: "kmq bench", log: this.io.log });
+    try {
       const ch = await client.channel();
-      for (const name of this.declared) {
+      for (const name of [...this.declared]) {
         await ch.queueDelete(name);
+        this.declared.shift();
         this.io.log.info(`deleted queue '${name}'`);
       }
       await ch.close();
+    } finally {
       if (client !== this.admin) await closeQuietly(client);
     }
-    if (this.admin) await closeQuietly(this.admin);
   }
 
   async report(): Promise<void> {
