@@ -163,39 +163,60 @@ Deno.test("redrive: --filter sees death; kmq killed -9 mid-redrive of 20,000 los
   });
 });
 
-Deno.test("redrive from a quorum DLQ whose returns may count toward a delivery limit: only with --accept-delivery-count", async () => {
+Deno.test("redrive from quorum DLQs: what stays goes to the tail as new messages, so four runs against a delivery limit of 2 drop nothing; a second death and a second redrive", async () => {
   const p = unique("kmq-rd");
-  const [free, limited, origin] = [`${p}.free`, `${p}.limited`, `${p}.origin`];
-  await withCleanup({ queues: [free, limited, origin] }, async (client) => {
+  const [free, limited, origin, gone] = [`${p}.free`, `${p}.limited`, `${p}.origin`, `${p}.gone`];
+  await withCleanup({ queues: [free, limited, origin, gone] }, async (client) => {
     const ch = await client.channel();
     await ch.queueDeclare(free, { durable: true }, { "x-queue-type": "quorum" });
-    await ch.queueDeclare(limited, { durable: true }, { "x-queue-type": "quorum", "x-delivery-limit": 5 });
+    await ch.queueDeclare(limited, { durable: true }, { "x-queue-type": "quorum", "x-delivery-limit": 2 });
+    const dl = (dlq: string) => ({ "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq });
+    // into each DLQ: one from `origin` (redriven), one from `gone` (deleted since: it stays)
     for (const dlq of [free, limited]) {
-      await ch.queueDeclare(origin, { durable: true }, {
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": dlq,
-      });
-      await ch.basicPublish("", origin, `to ${dlq}`, { deliveryMode: 2 });
-      await rejectAll(client, origin);
-      await until(`a dead letter in ${dlq}`, async () => (await queueDepth(client, dlq)) === 1);
-      await ch.queueDelete(origin);
+      for (const q of [origin, gone]) {
+        await ch.queueDeclare(q, { durable: true }, dl(dlq));
+        await ch.basicPublish("", q, `${q === origin ? "back" : "stays"} from ${dlq}`, { deliveryMode: 2 });
+        await rejectAll(client, q);
+        await ch.queueDelete(q);
+      }
+      await ch.basicPublish("", dlq, `never died in ${dlq}`, { deliveryMode: 2 });
+      await until(`three messages in ${dlq}`, async () => (await queueDepth(client, dlq)) === 3);
     }
-    await ch.queueDeclare(origin, { durable: true });
-    // without the management API a policy's limit cannot be ruled out (the shared broker has none)
-    const unseen = await run(["redrive", "--from", free]);
-    assertEquals(unseen.code, 2, unseen.stderr);
-    assertMatch(unseen.stderr, /a delivery limit kmq cannot see/);
-    assertEquals((await run(["redrive", "--from", free, "--accept-delivery-count"])).code, 0);
-    const refused = await run(["redrive", "--from", limited]);
-    assertEquals(refused.code, 2, refused.stderr);
-    assertMatch(refused.stderr, /quorum queue with a delivery limit of 5 .*--accept-delivery-count/);
-    assertEquals(await queueDepth(client, limited), 1, "nothing taken");
-    const accepted = await run(["redrive", "--from", limited, "--accept-delivery-count"]);
-    assertEquals(accepted.code, 0, accepted.stderr);
-    assertEquals((await drain(client, origin)).map((m) => m.bodyToString()).sort(), [
-      `to ${free}`,
-      `to ${limited}`,
-    ]);
+    await ch.queueDeclare(origin, { durable: true }, dl(limited));
+    // a dry run puts everything back, each return counting: only when accepted
+    const dry = await run(["redrive", "--from", limited, "--dry-run"]);
+    assertEquals(dry.code, 2, dry.stderr);
+    assertMatch(dry.stderr, /quorum queue with a delivery limit of 2 .*--accept-delivery-count/);
+    // no management API on the shared broker, so `free` may have a policy's limit: no matter now
+    const r = await run(["redrive", "--from", free]);
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stdout, /2 stay in '.*\.free' \(at its tail, as new messages: a return would count/);
+    for (let i = 1; i <= 4; i++) {
+      const again = await run(["redrive", "--from", limited, "-o", "json"]);
+      assertEquals(again.code, 0, `run ${i}: ${again.stderr}`);
+      const report = JSON.parse(again.stdout);
+      assertEquals(report.left.reduce((n: number, l: { count: number }) => n + l.count, 0), 2, `run ${i}`);
+      assertEquals(report.left_sent_to_tail, true);
+      assertEquals(await queueDepth(client, limited), 2, `run ${i}: nothing dropped past the limit`);
+    }
+    const got = await drain(client, origin);
+    assertEquals(got.map((m) => m.bodyToString()).sort(), [`back from ${free}`, `back from ${limited}`]);
+    const kept = await run(["peek", "-q", limited, "-o", "json", "--accept-delivery-count"]);
+    const records = kept.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(records.map((m) => m.body).sort(), [`never died in ${limited}`, `stays from ${limited}`]);
+    // a second death in `origin` and a second redrive: back again, counted twice
+    await ch.basicPublish("", origin, "twice", { deliveryMode: 2 });
+    for (let death = 1; death <= 2; death++) {
+      await rejectAll(client, origin);
+      await until(`death ${death}`, async () => (await queueDepth(client, origin)) === 0);
+      const redrive = await run(["redrive", "--from", limited, "--origin", origin]);
+      assertEquals(redrive.code, 0, redrive.stderr);
+      assertMatch(redrive.stdout, /^1 message\(s\) redriven/);
+    }
+    const twice = await run(["consume", "-q", origin, "-n", "1", "-o", "json"]);
+    const rec = JSON.parse(twice.stdout);
+    assertEquals([rec.body, rec.properties.headers["x-kmq-redrives"]], ["twice", 2]);
+    assertEquals(rec.properties.headers["x-death"][0].count, { $int64: "2" }, "x-death counts both deaths");
     await ch.close();
   });
 });

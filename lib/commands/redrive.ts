@@ -7,7 +7,7 @@ import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { type Command, Option } from "@commander-js/extra-typings";
 import type { Writable } from "node:stream";
 import { closeQuietly, connect } from "../amqp/connection.ts";
-import { guardRequeues } from "../amqp/queue-facts.ts";
+import { guardRequeues, queueFacts } from "../amqp/queue-facts.ts";
 import { escapeJsonControls } from "../messages/formats.ts";
 import type { MoveIo } from "../move/move-options.ts";
 import { runMove } from "../move/run-move.ts";
@@ -49,7 +49,8 @@ export async function cmdRedrive(o: RedriveOptions, io: RedriveIo): Promise<void
   const selection = { ...o.selection, filter };
   const checker = await connect({ broker: o.broker, name: "kmq redrive", log: io.log });
   try {
-    const redriver = new Redriver(o.from, selection, (queue) => queueExists(checker, queue));
+    const sendBack = !o.dryRun && await returnsCount(checker, o, io);
+    const redriver = new Redriver(o.from, selection, (queue) => queueExists(checker, queue), sendBack);
     if (o.dryRun) return await dryRun(o, io, checker, redriver);
     try {
       await runMove({
@@ -63,13 +64,28 @@ export async function cmdRedrive(o: RedriveOptions, io: RedriveIo): Promise<void
         dropHeaders: [],
         route: (msg) => redriver.decide(msg),
         targetName: "the queues they died in",
+        returnsFresh: sendBack,
       }, io);
     } finally {
-      await report(o, io, redriver, "redriven");
+      await report(o, io, redriver, "redriven", sendBack);
     }
   } finally {
     await closeQuietly(checker);
   }
+}
+
+/**
+ * Whether the DLQ is a quorum queue that counts a return as a delivery (RabbitMQ before 4.3):
+ * then what stays is sent to its tail as new messages rather than returned at the end.
+ */
+async function returnsCount(client: AMQPClient, o: RedriveOptions, io: RedriveIo): Promise<boolean> {
+  const facts = await queueFacts(client, o.from, o.broker).catch(() => undefined); // a missing DLQ: said later
+  if (facts?.type !== "quorum" || !facts.requeueCounts) return false;
+  io.log.info(
+    `queue '${o.from}' is a quorum queue that counts every return toward a delivery limit: the dead letters ` +
+      "that stay go to its tail as new messages (their count starts again at 0), not back",
+  );
+  return true;
 }
 
 async function queueExists(client: AMQPClient, queue: string): Promise<boolean> {
@@ -116,7 +132,13 @@ async function dryRun(
 }
 
 /** What went (or would go) back, by origin and reason, and what stays, by why: stdout. */
-async function report(o: RedriveOptions, io: RedriveIo, r: Redriver, verb: string): Promise<void> {
+async function report(
+  o: RedriveOptions,
+  io: RedriveIo,
+  r: Redriver,
+  verb: string,
+  sentBack = false,
+): Promise<void> {
   const sent = [...r.sent.values()].reduce((n, g) => n + g.count, 0);
   const left = [...r.left.values()].reduce((n, c) => n + c, 0);
   let text: string;
@@ -126,6 +148,7 @@ async function report(o: RedriveOptions, io: RedriveIo, r: Redriver, verb: strin
       dry_run: o.dryRun,
       redriven: groupJson(r.sent),
       left: [...r.left].map(([why, count]) => ({ why, count })),
+      left_sent_to_tail: sentBack,
     };
     text = escapeJsonControls(JSON.stringify(json, null, 2)) + "\n";
   } else {
@@ -134,7 +157,10 @@ async function report(o: RedriveOptions, io: RedriveIo, r: Redriver, verb: strin
       ...groupLines(r.sent),
     ];
     if (left > 0) {
-      lines.push(`${left} stay in '${o.from}':`, ...[...r.left].map(([why, n]) => `  ${n}: ${why}`));
+      const where = sentBack
+        ? " (at its tail, as new messages: a return would count toward its delivery limit)"
+        : "";
+      lines.push(`${left} stay in '${o.from}'${where}:`, ...[...r.left].map(([why, n]) => `  ${n}: ${why}`));
     }
     text = lines.map(showControls).join("\n") + "\n";
   }
@@ -169,7 +195,7 @@ export function defineRedrive(program: Command, done: Done): void {
       .option("--rate <msgs/s>", "at most this many messages per second", positive("--rate"))
       .option(
         "--accept-delivery-count",
-        "on a quorum DLQ with a delivery limit: leave (or look at) messages anyway, each return counting",
+        "--dry-run on a quorum DLQ with a delivery limit: look anyway, each return counting one delivery",
       )
       .addOption(
         new Option("-o, --format <format>", "the report: text or json").choices(["text", "json"] as const)

@@ -32,12 +32,18 @@ export interface MoveOptions extends GlobalOptions {
   route?: (msg: AMQPMessage) => Promise<Destination>;
   /** How the report names the target, when it is not one queue or exchange ("their origin queues"). */
   targetName?: string;
+  /** `route` leaves nothing to go back at the end but fresh messages (it sends them `back`): no guard. */
+  returnsFresh?: boolean;
 }
 
-/** One message's way: published (with headers added) or left in the source, with why. */
+/**
+ * One message's way: published (with headers added) or left in the source, with why. `back`: it
+ * stays by going to the source's own tail as a new message (confirmed, then the old one acked), so
+ * a quorum queue does not count a return; `last`: the pass ends at this message, which stays.
+ */
 export type Destination =
-  | { send: true; exchange: string; routingKey: string; headers: FieldTable }
-  | { send: false; why: string };
+  | { send: true; exchange: string; routingKey: string; headers: FieldTable; back?: boolean }
+  | { send: false; why: string; last?: boolean };
 
 export interface MoveIo {
   log: Log;
@@ -52,6 +58,8 @@ export interface Moved {
   /** What -n counts: a message redelivered after a lost source connection counts once. */
   counted: TakenCount;
   confirmed: number;
+  /** Sent `back` to the source's tail and confirmed there (they stay: not moved). */
+  kept: number;
   failed: number;
   /** Which message the target refused first, for the report. */
   firstRefused?: string;

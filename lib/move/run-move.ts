@@ -24,13 +24,14 @@ export async function runMove(o: MoveOptions, io: MoveIo): Promise<void> {
     unmatched: 0,
   };
   // the source is checked first: a missing one creates no target queue and moves nothing
-  const holds = sieve !== undefined ? "--filter" : o.route ? "a redrive" : undefined;
+  const holds = sieve !== undefined ? "--filter" : o.route && !o.returnsFresh ? "a redrive" : undefined;
   const source = await checkSource(o, io, holds);
   const { publisher, sameBroker } = await openTarget(o, io, source);
   const moved: Moved = {
     taken: 0,
     counted: new TakenCount(2 * PREFETCH),
     confirmed: 0,
+    kept: 0,
     failed: 0,
     started: performance.now(),
   };

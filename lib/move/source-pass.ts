@@ -46,6 +46,8 @@ export class SourcePass {
   private lost?: Error;
   private failure?: KmqError;
   private foundEmpty = false;
+  /** The route said the pass ends here (a redrive came round to what it sent back). */
+  private atLast = false;
   private wake = () => {};
   private readonly inbox: AMQPMessage[] = [];
   private lastDelivery = Date.now();
@@ -115,7 +117,7 @@ export class SourcePass {
 
   private going(): boolean {
     const { o, io, publisher, moved } = this.run;
-    return !io.stop.aborted && (o.count === undefined || moved.counted.count < o.count) &&
+    return !io.stop.aborted && !this.atLast && (o.count === undefined || moved.counted.count < o.count) &&
       !publisher.failure && !this.failure && moved.failed === 0;
   }
 
@@ -162,12 +164,16 @@ export class SourcePass {
     const way = o.route ? await o.route(msg) : undefined;
     if (way && !way.send) {
       this.source?.hold(); // it stays in the source, unacked until the channel closes
+      if (way.last) this.atLast = true;
       return;
     }
-    moved.taken++;
-    if (o.count !== undefined) moved.counted.take(msg);
-    if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
-    const taken = moved.taken;
+    const back = way?.back === true;
+    if (!back) {
+      moved.taken++;
+      if (o.count !== undefined) moved.counted.take(msg);
+      if (o.rate !== undefined) await pace(moved.taken - 1, o.rate, moved.started);
+    }
+    const origin = back ? "a message kept in the source" : `message ${moved.taken}`;
     await publisher.publish({
       exchange: way?.exchange ?? o.toExchange ?? "",
       routingKey: way?.routingKey ?? o.to ?? o.routingKey ?? msg.routingKey,
@@ -176,16 +182,17 @@ export class SourcePass {
         way ? { ...o, setHeaders: { ...o.setHeaders, ...way.headers } } : o,
       ),
       body: msg.body ?? new Uint8Array(0),
-      origin: `message ${taken}`,
+      origin,
       settled: (delivered) => {
         if (delivered) {
-          moved.confirmed++;
+          if (back) moved.kept++;
+          else moved.confirmed++;
           msg.ack().catch(() => {}); // a lost source connection redelivers it: a duplicate, not a loss
           return;
         }
         moved.failed++;
         const id = msg.properties.messageId ? ` (id '${msg.properties.messageId}')` : "";
-        moved.firstRefused ??= `message ${taken}${id}`;
+        moved.firstRefused ??= `${origin}${id}`;
         msg.nack(true).catch(() => {});
       },
     });

@@ -13,6 +13,8 @@ import { type Death, deathOf, headerOf } from "./death.ts";
 export const RUN_HEADER = "x-kmq-redrive-run";
 /** How many times kmq redrove the message, across runs. */
 export const COUNT_HEADER = "x-kmq-redrives";
+/** A message that stays, sent to the dead-letter queue's tail by this run: when it comes round, the run is done. */
+export const KEPT_HEADER = "x-kmq-redrive-kept";
 
 export interface RedriveSelection {
   /** Only deaths for these reasons (rejected, expired, maxlen, delivery_limit). */
@@ -47,14 +49,30 @@ export class Redriver {
     private readonly sel: RedriveSelection,
     /** Whether a queue exists (asked of the broker once per name). */
     private readonly exists: (queue: string) => Promise<boolean>,
+    /**
+     * What stays goes to the DLQ's tail as a new message instead of back at the end (a quorum
+     * queue counts every return toward its delivery limit; a new message starts at 0).
+     */
+    private readonly sendBack = false,
   ) {}
 
   /** The way of one dead letter. */
   async decide(msg: AMQPMessage): Promise<Destination> {
+    if (this.sendBack && headerOf(msg, KEPT_HEADER) === this.runId) {
+      // round the queue once: all that follows was seen already (or came in since)
+      return { send: false, why: "sent to the tail by this run", last: true };
+    }
     const death = deathOf(msg);
     const leave = (why: string): Destination => {
       this.left.set(why, (this.left.get(why) ?? 0) + 1);
-      return { send: false, why };
+      if (!this.sendBack) return { send: false, why };
+      return {
+        send: true,
+        exchange: "",
+        routingKey: this.dlq,
+        headers: { [KEPT_HEADER]: this.runId },
+        back: true,
+      };
     };
     if (!death) return leave("no x-death header: it was published into the queue, not dead-lettered");
     if (headerOf(msg, RUN_HEADER) === this.runId) return leave("died again during this redrive");
