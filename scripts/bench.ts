@@ -336,3 +336,52 @@ async function caseSeven(): Promise<void> {
   }
   console.log(`  sent ${at.sent}, received ${at.received}, fell behind: ${at.consumers_fell_behind}`);
 }
+
+/** Peak RSS (MiB), wall time (s) and exit code of `bin args` fed `chunk` `times` times on stdin. */
+async function fed(
+  bin: string,
+  args: string[],
+  chunk: Uint8Array,
+  times: number,
+): Promise<[number, number, number]> {
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", bin, ...args],
+    env: { KMQ_URL: URL_ },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const started = performance.now();
+  const writer = child.stdin.getWriter();
+  // kmq may stop reading (and exit) before the input ends: a refused write ends the feeding
+  for (let i = 0; i < times; i++) {
+    if (!(await writer.write(chunk).then(() => true, () => false))) break;
+  }
+  await writer.close().catch(() => {});
+  const out = await child.output();
+  const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
+  return [Number(lines[lines.length - 1]) / 1024, (performance.now() - started) / 1000, out.code];
+}
+
+async function caseSix(): Promise<void> {
+  const contenders: [string, string][] = [["dist/kmq", BIN]];
+  if (BEFORE) contenders.push(["--before", BEFORE]);
+  const mb = 600;
+  console.log(`\ncase 6a: one ${mb} MiB line to produce --lines (refused: over the max message size)`);
+  for (const [name, bin] of contenders) {
+    const mib = new TextEncoder().encode("x".repeat(1024 * 1024));
+    const [rss, s, code] = await fed(bin, ["produce", "--lines", "-e", "", "-r", "queue"], mib, mb);
+    console.log(`  ${name.padEnd(12)} peak RSS ${rss.toFixed(1)} MiB, ${s.toFixed(1)} s, exit ${code}`);
+  }
+  await purge();
+  const n = 30_000;
+  console.log(`\ncase 6b: parsing ${n} -H headers (then refused: they do not fit a frame)`);
+  const headers = Array.from({ length: n }, (_, i) => ["-H", `k${i}=v`]).flat();
+  const r = await compare(
+    Object.fromEntries(
+      contenders.map(([name, bin]) => [name, { cmd: bin, args: ["produce", ...headers, "x"] }]),
+    ),
+    { runs: 1, expectFailure: true },
+  );
+  table(r, "dist/kmq");
+}
