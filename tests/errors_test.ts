@@ -668,10 +668,15 @@ Deno.test("no command: help on stderr and exit 2", async () => {
 
 Deno.test("kmq help COMMAND is COMMAND --help; a command that needs a subcommand says which", async () => {
   for (
-    const [args, usage] of [[["help", "produce"], "kmq produce"], [
-      ["help", "delete", "queue"],
-      "kmq delete queue",
-    ], [["help"], "kmq"]] as const
+    const [args, usage] of [
+      [["help", "produce"], "kmq produce"],
+      [
+        ["help", "delete", "queue"],
+        "kmq delete queue",
+      ],
+      [["help"], "kmq"],
+      [["-u", "amqp://help", "help", "bench"], "kmq bench"],
+    ] as const
   ) {
     const r = await run([...args]);
     assertEquals(r.code, 0, r.stderr);

@@ -247,3 +247,28 @@ Deno.test("redrive --via-exchange: back through the exchange and key it was publ
     await ch.close();
   });
 });
+
+Deno.test("redrive: a dead letter its queue refuses is exit 7, stays in the DLQ, and is not reported as redriven", async () => {
+  const p = unique("kmq-rd");
+  const [dlq, origin] = [`${p}.dlq`, `${p}.origin`];
+  await withCleanup({ queues: [dlq, origin] }, async (client) => {
+    const ch = await client.channel();
+    await ch.queueDeclare(dlq, { durable: true });
+    await ch.queueDeclare(origin, { durable: true }, {
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": dlq,
+    });
+    await ch.basicPublish("", origin, "refused", { deliveryMode: 2 });
+    await rejectAll(client, origin);
+    await until("the dead letter", async () => (await queueDepth(client, dlq)) === 1);
+    // the origin now takes nothing: the broker nacks the republished message
+    await ch.queueDelete(origin);
+    await ch.queueDeclare(origin, { durable: true }, { "x-max-length": 0, "x-overflow": "reject-publish" });
+    const r = await run(["redrive", "--from", dlq]);
+    assertEquals(r.code, 7, r.stderr);
+    assertMatch(r.stderr, /the target refused 1 message\(s\)/);
+    assertMatch(r.stdout, /^0 message\(s\) redriven from queue/);
+    assertEquals([await queueDepth(client, dlq), await queueDepth(client, origin)], [1, 0]);
+    await ch.close();
+  });
+});

@@ -125,7 +125,8 @@ async function dryRun(
     const msg = await ch.basicGet(o.from, { noAck: false });
     if (!msg) break;
     seen++;
-    await redriver.decide(msg);
+    const way = await redriver.decide(msg);
+    if (way.send) way.confirmed?.(); // counted as if it went: nothing is published
   }
   await ch.close().catch(() => {});
   await report(o, io, redriver, "would be redriven");

@@ -131,15 +131,20 @@ function schemed(value: string): string {
 
 const VALUED_GLOBALS = new Set(["-u", "--url", "--cacert", "--cert", "--key", "--password-file"]);
 
-/** The command word of argv, if any: the first word that is neither a global option nor its value. */
-function commandWord(argv: string[]): string | undefined {
+/** Where the command word of argv is: the first word that is neither a global option nor its value. */
+function commandIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === "--") return undefined;
-    if (!a.startsWith("-")) return a;
+    if (a === "--") return -1;
+    if (!a.startsWith("-")) return i;
     if (VALUED_GLOBALS.has(a)) i++;
   }
-  return undefined;
+  return -1;
+}
+
+/** The command word of argv, if any. */
+function commandWord(argv: string[]): string | undefined {
+  return argv[commandIndex(argv)];
 }
 
 /**
@@ -147,7 +152,7 @@ function commandWord(argv: string[]): string | undefined {
  * A COMMAND that is none is exit 2 naming the commands (not "no command given").
  */
 function helpAsOption(argv: string[]): string[] {
-  const at = argv.indexOf("help");
+  const at = commandIndex(argv); // the word "help" (a -u value may be spelt so too)
   const topic = argv.slice(at + 1).find((a) => !a.startsWith("-"));
   if (topic !== undefined && !COMMANDS.some(([name]) => name === topic)) {
     throw new UsageError(

@@ -42,7 +42,15 @@ export interface MoveOptions extends GlobalOptions {
  * a quorum queue does not count a return; `last`: the pass ends at this message, which stays.
  */
 export type Destination =
-  | { send: true; exchange: string; routingKey: string; headers: FieldTable; back?: boolean }
+  | {
+    send: true;
+    exchange: string;
+    routingKey: string;
+    headers: FieldTable;
+    back?: boolean;
+    /** Told once the target confirmed it (what a report counts as done). */
+    confirmed?: () => void;
+  }
   | { send: false; why: string; last?: boolean };
 
 export interface MoveIo {

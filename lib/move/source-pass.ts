@@ -187,6 +187,7 @@ export class SourcePass {
         if (delivered) {
           if (back) moved.kept++;
           else moved.confirmed++;
+          way?.confirmed?.();
           msg.ack().catch(() => {}); // a lost source connection redelivers it: a duplicate, not a loss
           return;
         }

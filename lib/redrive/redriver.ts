@@ -86,12 +86,12 @@ export class Redriver {
     if (target.exchange === "" && !(await this.queueExists(target.routingKey))) {
       return leave(`its queue '${target.routingKey}' no longer exists`);
     }
-    this.count(death);
     const headers = {
       [RUN_HEADER]: this.runId,
       [COUNT_HEADER]: times + 1,
     };
-    return { send: true, ...target, headers };
+    // counted as redriven once its queue confirmed it: one the target refused stays, and is not
+    return { send: true, ...target, headers, confirmed: () => this.count(death) };
   }
 
   private target(death: Death): { exchange: string; routingKey: string } {
