@@ -18,6 +18,8 @@ import {
   topologyArguments,
   topologyOptions,
 } from "./options.ts";
+import { TEMPLATE_HELP, templateFrom, templateOption } from "./template-option.ts";
+import { windowFrom, windowOptions } from "./window-options.ts";
 
 export type { ConsumeIo } from "../consume/consume-loop.ts";
 
@@ -31,7 +33,7 @@ export function cmdConsume(o: ConsumeOptions, io: ConsumeIo): Promise<void> {
 
 /** consume's arguments and options. */
 function consumeCommand(program: Command) {
-  return handlingOptions(readingOptions(program));
+  return windowOptions(templateOption(handlingOptions(readingOptions(program))));
 }
 
 /** Where consume reads from and how it writes: its topology, count, acks, offset and format. */
@@ -135,7 +137,10 @@ Examples:
   kmq consume -q '' -e logs -t fanout
   kmq consume --accept application/json -o raw > bodies.bin
   kmq consume -q '' -e events -t topic -r '#' --filter 'headers["tenant"] == "acme"'
-  kmq consume -c 4 -- ./handle.sh          # exit 0 acks, 75 requeues, anything else rejects`,
+  kmq consume -c 4 -- ./handle.sh          # exit 0 acks, 75 requeues, anything else rejects
+  kmq consume -q orders --exit-at-end --template '%k %h{tenant} %b\\n'   # what is there, one line each
+  kmq consume -q events --last 100 --exit-at-end -o json                  # a stream's last 100
+${TEMPLATE_HELP}`,
     );
 }
 
@@ -185,6 +190,11 @@ function checkConsumeArguments(
       "a stream needs acknowledgements (RabbitMQ uses them for flow control): drop --no-ack",
     );
   }
+  if (o.template !== undefined && command.length > 0) {
+    throw new InvalidArgumentError(
+      "--template prints messages: with a command each message goes to the command",
+    );
+  }
   if (o.ackUnmatched && o.filter === undefined) {
     throw new InvalidArgumentError("--ack-unmatched needs --filter: without one every message matches");
   }
@@ -229,6 +239,8 @@ function consumeOptionsFrom(command: string[], o: ConsumeParsed, cmd: ConsumeCom
     ack: o.ack,
     accept: o.accept ?? [],
     format: o.format as Format,
+    template: command.length > 0 ? undefined : templateFrom(o.template, cmd),
+    window: windowFrom(o),
     command,
     concurrency: o.concurrency,
     execTimeout: o.execTimeout,

@@ -51,6 +51,7 @@ export function defineMove(program: Command, done: Done): void {
       )
       .option("--to-url <url>", "the target broker (default: the source's, --url)")
       .option("-n, --count <n>", "move at most n messages", integer("--count", 1, Number.MAX_SAFE_INTEGER))
+      .option("--exit-at-end", "move what the source holds now and stop: messages arriving meanwhile stay")
       .option(
         "--idle-timeout <seconds>",
         "stop once no message came for this long (default: once the source is empty)",
@@ -99,6 +100,7 @@ function moveOptionsFrom(
     routingKey?: string;
     toUrl?: string;
     count?: number;
+    exitAtEnd?: true;
     idleTimeout?: number;
     setHeader: FieldTable;
     dropHeader?: string[];
@@ -124,6 +126,7 @@ function moveOptionsFrom(
     routingKey: o.routingKey,
     toBroker: o.toUrl === undefined ? g.broker : { url: o.toUrl },
     count: o.count,
+    exitAtEnd: o.exitAtEnd === true,
     idleTimeout: o.idleTimeout,
     setHeaders: o.setHeader,
     dropHeaders: o.dropHeader ?? [],

@@ -7,15 +7,17 @@ import type { AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import { type Command, Option } from "@commander-js/extra-typings";
 import { attempt, existingQueue, type OperateIo, operateOnce } from "../amqp/entities.ts";
 import { guardRequeues } from "../amqp/queue-facts.ts";
-import { type Format, formatMessage, FORMATS, forTerminal } from "../messages/formats.ts";
+import { type Format, FORMATS, type MessagePrinter, printed } from "../messages/formats.ts";
 import { ExitCode, KmqError } from "../term/errors.ts";
 import { readerGone, write } from "../term/output.ts";
 import { type Done, type GlobalOptions, globalsOf, integer, shortString } from "./options.ts";
+import { TEMPLATE_HELP, templateFrom, templateOption } from "./template-option.ts";
 
 export interface PeekOptions extends GlobalOptions {
   queue: string;
   count: number;
   format: Format;
+  template?: MessagePrinter;
   acceptDeliveryCount: boolean;
 }
 
@@ -104,12 +106,12 @@ async function peekStream(client: AMQPClient, op: PeekOptions, io: OperateIo): P
 function show(msg: AMQPMessage, op: PeekOptions, io: OperateIo): Promise<void> {
   return write(
     io.stdout,
-    io.stdout.isTTY === true ? forTerminal(msg, op.format) : formatMessage(msg, op.format),
+    printed(msg, op.format, op.template, io.stdout.isTTY === true),
   );
 }
 
 export function definePeek(program: Command, done: Done): void {
-  program.command("peek")
+  templateOption(program.command("peek"))
     .description("show the first messages of a queue and put them back (order kept on classic queues)")
     .requiredOption("-q, --queue <name>", "the queue", shortString("--queue"))
     .option("-n, --count <n>", "at most n messages", integer("--count", 1, 65535), 10)
@@ -120,12 +122,14 @@ export function definePeek(program: Command, done: Done): void {
       "--accept-delivery-count",
       "on a quorum queue with a delivery limit (RabbitMQ < 4.3): peek anyway, though each message put back counts a delivery",
     )
+    .addHelpText("after", TEMPLATE_HELP)
     .action((o, cmd) => {
       const options: PeekOptions = {
         ...globalsOf(cmd),
         queue: o.queue,
         count: o.count,
         format: o.format as Format,
+        template: templateFrom(o.template, cmd),
         acceptDeliveryCount: o.acceptDeliveryCount === true,
       };
       done({

@@ -13,6 +13,7 @@ import type { TopologyOptions } from "../amqp/declarations.ts";
 import type { Format } from "../messages/formats.ts";
 import { classifyError, ExitCode, KmqError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
+import type { MessagePrinter } from "../messages/formats.ts";
 import { decodeContent, decompress } from "../messages/compression.ts";
 import { DecodeStopped } from "../messages/lzma.ts";
 
@@ -26,6 +27,12 @@ export interface ConsumeOptions extends GlobalOptions {
   ack: boolean;
   accept: string[];
   format: Format;
+  /** --exit-at-end, --last, --until: what of the queue as it is at the start is read. */
+  window?: { exitAtEnd: boolean; last?: number; until?: Date | string };
+  /** Set from `window`: messages ready in the queue when kmq started. */
+  atStart?: number;
+  /** --template: how each message is printed instead of `format`. */
+  template?: MessagePrinter;
   /** Run this once per message instead of printing it (`-- cmd args`). */
   command: string[];
   concurrency: number;

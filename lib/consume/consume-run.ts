@@ -10,7 +10,9 @@ import { declareTopology, topologyFrom } from "../amqp/declarations.ts";
 import { guardRequeues } from "../amqp/queue-facts.ts";
 import type { Sieve } from "../messages/filter.ts";
 import { classifyError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
+import { exactJson } from "../messages/fields.ts";
 import { CommandLoop } from "./command-loop.ts";
+import { readingWindow } from "./reading-window.ts";
 import type { ConsumeIo, ConsumeLoop, ConsumeOptions } from "./consume-loop.ts";
 import { PrintLoop } from "./print-loop.ts";
 
@@ -67,7 +69,8 @@ function reportSieve(s: Sieve, io: ConsumeIo): void {
   }
 }
 
-async function consumeAll(o: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Promise<void> {
+async function consumeAll(asked: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Promise<void> {
+  let o = asked;
   if (o.command.length > 0) checkCommand(o.command[0]!);
   const topology = topologyFrom(o.topology);
   const totals: Totals = { handled: 0, failed: 0, readerGone: false };
@@ -87,6 +90,11 @@ async function consumeAll(o: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Prom
       if (sieve?.hold && previousQueue === undefined) {
         await guardRequeues(client, queue, o.broker, "--filter", o.acceptDeliveryCount, io.log);
       }
+      if (o.window && previousQueue === undefined) {
+        const window = await windowOf(client, queue, o, io);
+        if (!window) return outcome(o, io, totals, queue);
+        o = window;
+      }
       previousQueue = queue;
       // --count counts across reconnects
       const count = o.count === undefined ? undefined : o.count - totals.handled;
@@ -102,11 +110,57 @@ async function consumeAll(o: ConsumeOptions, io: ConsumeIo, sieve?: Sieve): Prom
       addUp(totals, loop);
       await closeQuietly(client);
     }
-    if (ended) return outcome(o, io, totals, previousQueue);
+    if (ended) {
+      readAll(o, io, totals, previousQueue);
+      return outcome(o, io, totals, previousQueue);
+    }
     const next = await reconnect(o, io);
     if (!next) return outcome(o, io, totals, previousQueue); // stopped while waiting for the broker
     client = next;
   }
+}
+
+/**
+ * The options for reading the window --exit-at-end, --last or --until asked for (resolved once, on
+ * the first connection); undefined when there is nothing to read.
+ */
+async function windowOf(
+  client: AMQPClient,
+  queue: string,
+  o: ConsumeOptions,
+  io: ConsumeIo,
+): Promise<ConsumeOptions | undefined> {
+  const w = await readingWindow(client, queue, {
+    ...o.window!,
+    offset: o.consumerArguments["x-stream-offset"],
+    count: o.count,
+  }, o.broker);
+  if (w.empty) {
+    const asked = o.window!.until !== undefined
+      ? " before --until"
+      : o.window!.exitAtEnd
+      ? " (--exit-at-end)"
+      : "";
+    io.log.warn(`queue '${queue}' holds nothing to read${asked}`);
+    return undefined;
+  }
+  const offset = w.offset === undefined ? {} : { "x-stream-offset": exactJson(w.offset) };
+  return {
+    ...o,
+    count: w.count,
+    idleTimeout: o.idleTimeout ?? w.idleTimeout,
+    consumerArguments: { ...o.consumerArguments, ...offset },
+    atStart: w.atStart,
+  };
+}
+
+/** --exit-at-end on a queue: says so when other consumers took some of what it held at the start. */
+function readAll(o: ConsumeOptions, io: ConsumeIo, t: Totals, queue?: string): void {
+  if (o.atStart === undefined || t.handled >= Math.min(o.atStart, o.count ?? Infinity)) return;
+  io.log.warn(
+    `read ${t.handled} of the ${o.atStart} message(s) queue '${queue}' held at the start: ` +
+      "the others went to other consumers or were removed",
+  );
 }
 
 function addUp(totals: Totals, loop?: ConsumeLoop): Totals {

@@ -2,7 +2,7 @@ import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { Buffer } from "node:buffer";
 import { ConsumeLoop } from "./consume-loop.ts";
 import { readerGone, write } from "../term/output.ts";
-import { formatMessage, forTerminal } from "../messages/formats.ts";
+import { printed } from "../messages/formats.ts";
 
 /**
  * How long without a delivery before messages written but held unacked (near --count) are settled:
@@ -130,7 +130,7 @@ export class PrintLoop extends ConsumeLoop {
   /** The message as written: on a terminal, with control characters shown, not obeyed. */
   private format(msg: AMQPMessage): Uint8Array {
     const tty = (this.io.stdout as { isTTY?: boolean }).isTTY === true;
-    return tty ? forTerminal(msg, this.o.format) : formatMessage(msg, this.o.format);
+    return printed(msg, this.o.format, this.o.template, tty);
   }
 
   /** --accept: a message of another content type is rejected (dead-lettered), not printed. */

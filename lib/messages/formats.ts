@@ -112,6 +112,30 @@ export function forTerminal(msg: AMQPMessage, format: Format): Uint8Array {
   return new TextEncoder().encode(text.replace(CONTROLS, escape));
 }
 
+/** Something that prints a message its own way (a `--template`). */
+export interface MessagePrinter {
+  render(msg: AMQPMessage): Uint8Array;
+}
+
+/**
+ * The bytes written for one message: a `--template`'s, or the format's; on a terminal with
+ * control characters shown as `\xNN` (not for `raw`), piped byte-exact.
+ */
+export function printed(
+  msg: AMQPMessage,
+  format: Format,
+  template: MessagePrinter | undefined,
+  tty: boolean,
+): Uint8Array {
+  if (!template) return tty ? forTerminal(msg, format) : formatMessage(msg, format);
+  const bytes = template.render(msg);
+  if (!tty) return bytes;
+  const text = new TextDecoder().decode(bytes);
+  return new TextEncoder().encode(
+    text.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`),
+  );
+}
+
 /** DEL and C1, which JSON.stringify leaves raw. */
 const RAW_IN_JSON = /[\x7f-\x9f]/g;
 

@@ -60,12 +60,19 @@ export async function moveAll(run: MoveRun): Promise<void> {
   }
 }
 
-/** Checks that the source queue exists; the broker and vhost it is on ({@link brokerIdentity}). */
-export async function checkSource(o: MoveOptions, io: MoveIo, holds?: string): Promise<string> {
+/**
+ * Checks that the source queue exists; the broker and vhost it is on ({@link brokerIdentity}) and
+ * how many messages are ready in it now.
+ */
+export async function checkSource(
+  o: MoveOptions,
+  io: MoveIo,
+  holds?: string,
+): Promise<{ identity: string; ready: number }> {
   const client = await connect({ broker: o.broker, name: "kmq move", log: io.log });
   try {
     const ch = await client.channel();
-    await ch.queueDeclare(o.from, { passive: true }).catch((err) => {
+    const { messageCount } = await ch.queueDeclare(o.from, { passive: true }).catch((err) => {
       throw new KmqError(ExitCode.brokerRefused, `queue '${o.from}' does not exist: nothing to move`, {
         cause: classifyError(err, "checking the source"),
       });
@@ -82,7 +89,7 @@ export async function checkSource(o: MoveOptions, io: MoveIo, holds?: string): P
           "kmq produce --jsonl …",
       );
     }
-    return brokerIdentity(client);
+    return { identity: brokerIdentity(client), ready: messageCount };
   } finally {
     await closeQuietly(client);
   }

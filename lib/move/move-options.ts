@@ -15,6 +15,8 @@ export interface MoveOptions extends GlobalOptions {
   routingKey?: string;
   toBroker: BrokerOptions;
   count?: number;
+  /** Move what the source holds at the start and no more (new arrivals stay). */
+  exitAtEnd?: boolean;
   /** Seconds without a message before stopping; undefined: stop once the source is empty. */
   idleTimeout?: number;
   setHeaders: FieldTable;

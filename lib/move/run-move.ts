@@ -13,7 +13,8 @@ import { checkSource, moveAll } from "./move-all.ts";
 import type { Moved, MoveIo, MoveOptions } from "./move-options.ts";
 import { PREFETCH } from "./source-pass.ts";
 
-export async function runMove(o: MoveOptions, io: MoveIo): Promise<void> {
+export async function runMove(asked: MoveOptions, io: MoveIo): Promise<void> {
+  let o = asked;
   if (o.to === o.from && o.toBroker.url === o.broker.url) {
     throw new UsageError(`--from and --to are the same queue '${o.from}': nothing would move`);
   }
@@ -25,7 +26,15 @@ export async function runMove(o: MoveOptions, io: MoveIo): Promise<void> {
   };
   // the source is checked first: a missing one creates no target queue and moves nothing
   const holds = sieve !== undefined ? "--filter" : o.route && !o.returnsFresh ? "a redrive" : undefined;
-  const source = await checkSource(o, io, holds);
+  const { identity: source, ready } = await checkSource(o, io, holds);
+  if (o.exitAtEnd) {
+    // what the source held now, and no more: messages arriving during the move stay
+    if (ready === 0) {
+      io.log.warn(`queue '${o.from}' holds nothing to move (--exit-at-end)`);
+      return;
+    }
+    o = { ...o, count: Math.min(o.count ?? Infinity, ready) };
+  }
   const { publisher, sameBroker } = await openTarget(o, io, source);
   const moved: Moved = {
     taken: 0,
