@@ -17,6 +17,7 @@ import {
   queueArgumentsFrom,
 } from "../amqp/arguments.ts";
 import { DEFAULT_URL, type GlobalOptions } from "../amqp/connection.ts";
+import type { Context } from "../config/contexts.ts";
 import { DEFAULTS, EXCHANGE_TYPES, type TopologyOptions } from "../amqp/declarations.ts";
 import { FieldError, fieldFromJson, type FieldTable, putKey } from "../messages/fields.ts";
 import { InputError, UsageError } from "../term/errors.ts";
@@ -63,18 +64,28 @@ interface ParsedGlobals {
   passwordFile?: string;
 }
 
+/** The context this run uses (--context, KMQ_CONTEXT or the config file's default), set before parsing. */
+let context: Context | undefined;
+
+export function useContextSettings(c: Context | undefined): void {
+  context = c;
+}
+
+/** The program-wide options: each from its flag or KMQ_* variable, else the context, else the default. */
 export function globalsOf(cmd: { optsWithGlobals(): OptionValues }): GlobalOptions {
   const g = cmd.optsWithGlobals() as unknown as ParsedGlobals;
+  // from the environment only: a password on the command line shows up in `ps`
+  const password = process.env.KMQ_PASSWORD || undefined;
   return {
     broker: {
-      url: g.url ?? DEFAULT_URL,
-      cacert: g.cacert,
-      cert: g.cert,
-      key: g.key,
-      // from the environment only: a password on the command line shows up in `ps`
-      password: process.env.KMQ_PASSWORD || undefined,
-      passwordFile: g.passwordFile,
-      apiUrl: process.env.KMQ_API_URL || undefined,
+      url: g.url ?? context?.url ?? DEFAULT_URL,
+      cacert: g.cacert ?? context?.cacert,
+      cert: g.cert ?? context?.cert,
+      key: g.key ?? context?.key,
+      password,
+      // KMQ_PASSWORD given wins over the context's file, as over the URL's password
+      passwordFile: g.passwordFile ?? (password === undefined ? context?.passwordFile : undefined),
+      apiUrl: process.env.KMQ_API_URL || context?.apiUrl,
     },
     verbose: g.verbose,
   };

@@ -9,7 +9,7 @@ import process from "node:process";
 import { DEFAULT_URL, hasScheme, schemeMissing } from "../amqp/connection.ts";
 import { UsageError } from "../term/errors.ts";
 import { VERSION } from "../term/version.ts";
-import type { Define, Invocation } from "./options.ts";
+import { type Define, type Invocation, useContextSettings } from "./options.ts";
 
 export type { CommandIo, Invocation } from "./options.ts";
 
@@ -116,6 +116,7 @@ const COMMANDS: [string, () => Promise<Define>][] = [
   ["route", async () => (await import("./route.ts")).defineRoute],
   ["redrive", async () => (await import("./redrive.ts")).defineRedrive],
   ["bench", async () => (await import("./bench.ts")).defineBench],
+  ["config", async () => (await import("./config.ts")).defineConfig],
   ["completion", async () => (await import("./completion.ts")).defineCompletion],
 ];
 
@@ -129,7 +130,15 @@ function schemed(value: string): string {
   throw schemeMissing("a -u value", value);
 }
 
-const VALUED_GLOBALS = new Set(["-u", "--url", "--cacert", "--cert", "--key", "--password-file"]);
+const VALUED_GLOBALS = new Set([
+  "-u",
+  "--url",
+  "--cacert",
+  "--cert",
+  "--key",
+  "--password-file",
+  "--context",
+]);
 
 /** Where the command word of argv is: the first word that is neither a global option nor its value. */
 function commandIndex(argv: string[]): number {
@@ -188,12 +197,34 @@ function baseProgram(argv: string[]) {
         "KMQ_PASSWORD_FILE",
       ),
     )
+    .addOption(
+      new Option("--context <name>", "use this context of the config file (kmq config list)").env(
+        "KMQ_CONTEXT",
+      ),
+    )
     .option("-v, --verbose", "log connection and declaration steps to stderr", false)
     .addHelpText("after", EXAMPLES)
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput(OUTPUT)
     .configureHelp(HELP);
+}
+
+/**
+ * The context named by --context or KMQ_CONTEXT, or the config file's default, for globalsOf;
+ * the file is read only when it exists or a context is asked for.
+ */
+async function loadContext(argv: string[]): Promise<void> {
+  const before = argv.slice(0, commandIndex(argv));
+  const at = before.findIndex((a) => a === "--context" || a.startsWith("--context="));
+  const named = at < 0
+    ? process.env.KMQ_CONTEXT || undefined
+    : before[at]!.includes("=")
+    ? before[at]!.slice("--context=".length)
+    : before[at + 1];
+  const path = (await import("../config/config-path.ts")).configPath();
+  if (named === undefined && !(await import("node:fs")).existsSync(path)) return;
+  useContextSettings((await import("../config/contexts.ts")).chooseContext(path, named));
 }
 
 /** Parses argv (without the runtime and script) into an invocation, or throws a UsageError. */
@@ -205,6 +236,7 @@ export async function parseCommandLine(argv: string[]): Promise<Invocation> {
   if (commandWord(argv) === "help") argv = helpAsOption(argv);
   const word = commandWord(argv);
   const known = COMMANDS.some(([name]) => name === word);
+  if (known && !["config", "completion"].includes(word!)) await loadContext(argv);
   const only = known && word !== "completion" ? word : undefined;
   const defines = await Promise.all(
     COMMANDS.filter(([name]) => only === undefined || name === only).map(([, load]) => load()),
