@@ -10,6 +10,8 @@
 #   KMQ_DOWNLOAD_URL  where SHA256SUMS and the archives are
 #                     (default https://github.com/kmq-cli/kmq/releases/latest/download)
 #   KMQ_INSTALL_DIR   where kmq goes (default ~/.local/bin)
+#   KMQ_MAN_DIR       where the manual page kmq.1 goes (default: the man1 folder of the share/man
+#                     beside the install dir, e.g. ~/.local/share/man/man1, when that share/man exists)
 set -eu
 
 base=${KMQ_DOWNLOAD_URL:-https://github.com/kmq-cli/kmq/releases/latest/download}
@@ -61,6 +63,21 @@ sha256() {
   fi
 }
 
+install_man() { # FILE: the manual page, where a man directory exists (a failure here is only said)
+  [ -f "$1" ] || return 0
+  share=$(dirname "$dir")/share/man
+  man_dir=${KMQ_MAN_DIR:-$share/man1}
+  if [ -z "${KMQ_MAN_DIR:-}" ] && [ ! -d "$share" ]; then
+    echo "no man directory at $share: 'kmq man > FILE' writes the manual page (or set KMQ_MAN_DIR)"
+    return 0
+  fi
+  if mkdir -p "$man_dir" && cp "$1" "$man_dir/kmq.1"; then
+    echo "installed the manual page to $man_dir/kmq.1 (man kmq)"
+  else
+    echo "could not write $man_dir/kmq.1: 'kmq man > FILE' writes the manual page"
+  fi
+}
+
 main() {
   platform=$(target)
   tmp=$(mktemp -d)
@@ -82,6 +99,7 @@ main() {
   cp "$tmp/$folder/kmq" "$dir/.kmq.$$" && chmod 755 "$dir/.kmq.$$" && mv -f "$dir/.kmq.$$" "$dir/kmq" ||
     { rm -f "$dir/.kmq.$$"; fail "cannot write to $dir (set KMQ_INSTALL_DIR)"; }
   echo "installed ${folder%-"$platform"} to $dir/kmq"
+  install_man "$tmp/$folder/kmq.1"
   case ":$PATH:" in
     *":$dir:"*) ;;
     *) echo "$dir is not on your PATH: add  export PATH=\"$dir:\$PATH\"  to your shell's profile" ;;

@@ -8,7 +8,7 @@
  *   deno task release --only linux-x64,linux-arm64
  *
  * Each archive, kmq-<version>-<target>.tar.gz (.zip for Windows), holds one folder of the same
- * name with the executable, README.md, LICENSE and the reference (docs/reference.md as reference.md). Archives are built reproducibly (sorted
+ * name with the executable, README.md, LICENSE, the reference (docs/reference.md as reference.md) and the manual page kmq.1 (kmq man). Archives are built reproducibly (sorted
  * entries, fixed times and owners), so the same binaries give the same checksums.
  */
 import { type Target, TARGETS } from "./targets.ts";
@@ -93,6 +93,12 @@ async function main(): Promise<void> {
   await Deno.remove(OUT, { recursive: true }).catch(() => {});
   await Deno.mkdir(OUT, { recursive: true });
   const lines: string[] = [];
+  // the manual page, from the same command tree as --help (kmq man), once for every archive
+  const man = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${ROOT}main.ts`, "man"],
+    stdout: "piped",
+  }).output();
+  if (!man.success) throw new Error("kmq man failed");
   for (const target of TARGETS.filter((t) => o.only === undefined || o.only.includes(t.name))) {
     const folder = `kmq-${version}-${target.name}`;
     await Deno.mkdir(`${OUT}/${folder}`);
@@ -107,6 +113,7 @@ async function main(): Promise<void> {
     ) {
       await Deno.copyFile(`${ROOT}${doc}`, `${OUT}/${folder}/${as}`);
     }
+    await Deno.writeFile(`${OUT}/${folder}/kmq.1`, man.stdout);
     const name = await archive(folder, target);
     await Deno.remove(`${OUT}/${folder}`, { recursive: true });
     lines.push(`${await sha256(`${OUT}/${name}`)}  ${name}`);

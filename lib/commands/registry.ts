@@ -118,7 +118,11 @@ const COMMANDS: [string, () => Promise<Define>][] = [
   ["bench", async () => (await import("./bench.ts")).defineBench],
   ["config", async () => (await import("./config.ts")).defineConfig],
   ["completion", async () => (await import("./completion.ts")).defineCompletion],
+  ["man", async () => (await import("./man.ts")).defineMan],
 ];
+
+/** Commands that need the whole tree defined (they print it). */
+const WHOLE_TREE = ["completion", "man"];
 
 /** Global options that take a value: the word after them is not the command. */
 /**
@@ -236,8 +240,8 @@ export async function parseCommandLine(argv: string[]): Promise<Invocation> {
   if (commandWord(argv) === "help") argv = helpAsOption(argv);
   const word = commandWord(argv);
   const known = COMMANDS.some(([name]) => name === word);
-  if (known && !["config", "completion"].includes(word!)) await loadContext(argv);
-  const only = known && word !== "completion" ? word : undefined;
+  if (known && !["config", ...WHOLE_TREE].includes(word!)) await loadContext(argv);
+  const only = known && !WHOLE_TREE.includes(word!) ? word : undefined;
   const defines = await Promise.all(
     COMMANDS.filter(([name]) => only === undefined || name === only).map(([, load]) => load()),
   );

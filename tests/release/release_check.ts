@@ -75,15 +75,19 @@ Deno.test("release: SHA256SUMS lists one archive per target, each with its check
   assertEquals(check.code, 0, check.stdout + check.stderr);
 });
 
-Deno.test("release: each archive holds the executable for its platform, README.md, LICENSE and reference.md", async () => {
+Deno.test("release: each archive holds the executable for its platform, README.md, LICENSE, reference.md and kmq.1", async () => {
   for (const target of TARGETS) {
     const folder = await unpack(target.name);
     try {
       const exe = `kmq${target.windows ? ".exe" : ""}`;
       assertEquals(
         [...Deno.readDirSync(folder)].map((e) => e.name).sort(),
-        ["LICENSE", "README.md", "reference.md", exe].sort(),
+        ["LICENSE", "README.md", "kmq.1", "reference.md", exe].sort(),
       );
+      // the manual page renders without a warning, and names every command
+      const lint = await exec("groff", ["-man", "-Tutf8", "-ww", "-z", `${folder}/kmq.1`]);
+      assertEquals([lint.code, lint.stderr], [0, ""], target.name);
+      assertMatch(await Deno.readTextFile(`${folder}/kmq.1`), /^\.B kmq bench /m);
       const kind = await exec("file", ["-b", `${folder}/${exe}`]);
       assertMatch(kind.stdout, target.file, target.name);
       const size = (await Deno.stat(`${folder}/${exe}`)).size;
@@ -151,6 +155,15 @@ Deno.test("install.sh: installs the verified binary, which runs", async () => {
       const v = await exec(`${dir}/bin/kmq`, ["--version"]);
       assertEquals(v.stdout.trim(), version);
       assertEquals([...Deno.readDirSync(`${dir}/bin`)].map((e) => e.name), ["kmq"]);
+      assertMatch(r.stdout, /no man directory at .*\/share\/man: 'kmq man > FILE' writes the manual page/);
+      // where a man directory exists, the manual page goes there too
+      await Deno.mkdir(`${dir}/share/man`, { recursive: true });
+      const again = await install(url, `${dir}/bin`);
+      assertEquals(again.code, 0, again.stderr);
+      assertMatch(again.stdout, new RegExp(`installed the manual page to ${dir}/share/man/man1/kmq.1`));
+      const page = await exec("man", ["-l", `${dir}/share/man/man1/kmq.1`], { env: { MANPAGER: "cat", MANWIDTH: "80" } });
+      assertEquals(page.code, 0, page.stderr);
+      assertMatch(page.stdout, /kmq consume \[options\] \[command\.\.\.\]/);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
