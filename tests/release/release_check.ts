@@ -161,7 +161,9 @@ Deno.test("install.sh: installs the verified binary, which runs", async () => {
       const again = await install(url, `${dir}/bin`);
       assertEquals(again.code, 0, again.stderr);
       assertMatch(again.stdout, new RegExp(`installed the manual page to ${dir}/share/man/man1/kmq.1`));
-      const page = await exec("man", ["-l", `${dir}/share/man/man1/kmq.1`], { env: { MANPAGER: "cat", MANWIDTH: "80" } });
+      const page = await exec("man", ["-l", `${dir}/share/man/man1/kmq.1`], {
+        env: { MANPAGER: "cat", MANWIDTH: "80" },
+      });
       assertEquals(page.code, 0, page.stderr);
       assertMatch(page.stdout, /kmq consume \[options\] \[command\.\.\.\]/);
     });
