@@ -71,7 +71,7 @@ Examples:
 
 Environment: KMQ_URL (the broker URL), KMQ_PASSWORD (wins over the URL's password), KMQ_PASSWORD_FILE,
 KMQ_CACERT, KMQ_CERT, KMQ_KEY (as the options of the same name), KMQ_API_URL (the management API, as
---api-url).
+--api-url), KMQ_CONTEXT (as --context), KMQ_CONFIG (the config file of named contexts: kmq config --help).
 
 Exit codes: 0 ok, 1 unexpected, 2 usage, 3 bad input, 4 broker unreachable, 5 access refused, 6 broker
 refused an operation, 7 message not delivered, 8 messages a command failed on, 9 consumer cancelled by the
