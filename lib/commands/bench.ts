@@ -115,9 +115,10 @@ function consuming<A extends any[], O extends OptionValues, G extends OptionValu
       shortString("--predeclared"),
     )
     .addOption(
-      new Option("-o, --output <format>", "the report's form").choices(["text", "json"] as const).default(
-        "text" as const,
-      ),
+      new Option("-o, --format <format>", "the report: text or json").choices(["text", "json"] as const)
+        .default(
+          "text" as const,
+        ),
     )
     .option("--hgrm <file>", "write the end-to-end latency histogram here (.hgrm, milliseconds)")
     .option("--confirm-hgrm <file>", "write the confirm latency histogram here (.hgrm, milliseconds)");
@@ -177,7 +178,7 @@ interface Parsed {
   queueType: BenchQueueType;
   queues: number;
   predeclared?: string;
-  output: "text" | "json";
+  format: "text" | "json";
   hgrm?: string;
   confirmHgrm?: string;
 }
@@ -225,7 +226,7 @@ async function benchOptionsFrom(
     queueType: o.queueType,
     queues: o.queues,
     predeclared: o.predeclared,
-    json: o.output === "json",
+    json: o.format === "json",
     hgrm: o.hgrm,
     confirmHgrm: o.confirmHgrm,
   };
