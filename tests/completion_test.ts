@@ -40,7 +40,7 @@ Deno.test("completion: bash completes subcommands, options and option values", a
   try {
     const cases: [string, string[]][] = [
       ["kmq pro", ["produce"]],
-      ["kmq c", ["call", "celery", "completion", "consume"]],
+      ["kmq c", ["call", "celery", "completion", "config", "consume"]],
       ["kmq produce --li", ["--lines"]],
       ["kmq produce -e jobs -t ", ["direct", "fanout", "headers", "topic"]],
       ["kmq consume -o j", ["json"]],
@@ -50,6 +50,9 @@ Deno.test("completion: bash completes subcommands, options and option values", a
       ["kmq celery send --cou", ["--countdown"]],
       ["kmq --verb", ["--verbose"]],
       ["kmq completion ", ["bash", "fish", "zsh"]],
+      ["kmq config ", ["list", "show", "use"]],
+      ["kmq consume --exit", ["--exit-at-end"]],
+      ["kmq bench --queue-type ", ["classic", "quorum", "stream"]],
       // after --, the words are the command's: nothing of kmq's
       ["kmq consume -- --li", []],
     ];

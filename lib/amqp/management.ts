@@ -88,7 +88,10 @@ export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS
       });
       res.on("error", (err) => reject(unreachable(api, err.message)));
       res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
+        // the pieces go as soon as they are one buffer, the buffer as soon as it is text
+        const answer = Buffer.concat(chunks);
+        chunks.length = 0;
+        const text = answer.toString("utf8");
         const status = res.statusCode ?? 0;
         if (status === 401) {
           return reject(

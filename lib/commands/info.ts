@@ -79,6 +79,13 @@ export interface TopologyInfo {
 }
 
 export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
+  const info = await fetchTopology(o);
+  if (o.format === "json") await writeJson(info, io.stdout);
+  else await writeLines(treeLines(info), io.stdout);
+}
+
+/** The API's three lists, checked and shaped; the raw answers are dropped when it returns. */
+async function fetchTopology(o: InfoOptions): Promise<TopologyInfo> {
   const api = await managementApi(o.broker, o.apiUrl);
   const vh = encodeURIComponent(api.vhost);
   // only the columns shown: a queue's full record (statistics, state) is many times larger
@@ -101,16 +108,43 @@ export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
         "management API? (give its address with --api-url)",
     );
   }
-  const info = topologyOf(
-    api.vhost,
-    exchanges as ApiExchange[],
-    queues as ApiQueue[],
-    bindings as ApiBinding[],
-  );
-  const text = o.format === "json"
-    ? escapeJsonControls(JSON.stringify(info, null, 2)) + "\n"
-    : renderTree(info);
-  await write(io.stdout, new TextEncoder().encode(text));
+  return topologyOf(api.vhost, exchanges as ApiExchange[], queues as ApiQueue[], bindings as ApiBinding[]);
+}
+
+/** Lines written a batch at a time: a 200,000-queue broker's tree is never one string. */
+async function writeLines(lines: Iterable<string>, out: Writable): Promise<void> {
+  const encoder = new TextEncoder();
+  let batch: string[] = [];
+  for (const line of lines) {
+    batch.push(line);
+    if (batch.length === 5000) {
+      await write(out, encoder.encode(batch.join("\n") + "\n"));
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await write(out, encoder.encode(batch.join("\n") + "\n"));
+}
+
+/** `JSON.stringify(info, null, 2)`, written one exchange and one queue at a time. */
+async function writeJson(info: TopologyInfo, out: Writable): Promise<void> {
+  const item = (x: unknown, last: boolean) =>
+    "    " + escapeJsonControls(JSON.stringify(x, null, 2)).replaceAll("\n", "\n    ") + (last ? "" : ",");
+  function* lines(): Generator<string> {
+    yield `{\n  "vhost": ${escapeJsonControls(JSON.stringify(info.vhost))},`;
+    for (
+      const [key, list, end] of [["exchanges", info.exchanges, ","], ["queues", info.queues, ""]] as const
+    ) {
+      if (list.length === 0) {
+        yield `  "${key}": []${end}`;
+        continue;
+      }
+      yield `  "${key}": [`;
+      for (let i = 0; i < list.length; i++) yield item(list[i], i === list.length - 1);
+      yield `  ]${end}`;
+    }
+    yield "}";
+  }
+  await writeLines(lines(), out);
 }
 
 export function topologyOf(
@@ -194,7 +228,8 @@ function describeBinding(b: BindingInfo, queues: Map<string, QueueInfo>): string
  * The tree: each exchange with its bindings (the broker's own amq.* exchanges only when something
  * is bound to them), then the queues no exchange but the default one routes to.
  */
-export function renderTree(t: TopologyInfo): string {
+/** The tree's lines, one at a time (escaped: every string from the API is shown safe). */
+export function* treeLines(t: TopologyInfo): Generator<string> {
   const queues = new Map(t.queues.map((q) => [q.name, q]));
   const shown = t.exchanges.filter((e) =>
     e.name !== "" && !(e.name.startsWith("amq.") && e.bindings.length === 0)
@@ -205,23 +240,25 @@ export function renderTree(t: TopologyInfo): string {
     ),
   );
   const unbound = t.queues.filter((q) => !bound.has(q.name));
-  const lines = [`vhost ${quoted(t.vhost)}`];
-  const branches: [string, string[]][] = shown.map((e) => [
+  yield showControls(`vhost ${quoted(t.vhost)}`);
+  const branches: [string, () => string[]][] = shown.map((e) => [
     `exchange ${quoted(e.name)} (${e.type}${e.durable ? ", durable" : ""}${e.internal ? ", internal" : ""}${
       e.auto_delete ? ", auto-delete" : ""
     })`,
-    e.bindings.map((b) => describeBinding(b, queues)),
+    () => e.bindings.map((b) => describeBinding(b, queues)),
   ]);
-  if (unbound.length > 0) branches.push(["only the default exchange routes to", unbound.map(describeQueue)]);
-  branches.forEach(([head, children], i) => {
+  if (unbound.length > 0) {
+    branches.push(["only the default exchange routes to", () => unbound.map(describeQueue)]);
+  }
+  for (const [i, [head, lines]] of branches.entries()) {
     const last = i === branches.length - 1;
-    lines.push(`${last ? "└── " : "├── "}${head}`);
-    children.forEach((c, j) =>
-      lines.push(`${last ? "    " : "│   "}${j === children.length - 1 ? "└── " : "├── "}${c}`)
-    );
-  });
-  // every string from the API (binding arguments, types) is shown safe, not only names
-  return lines.map(showControls).join("\n") + "\n";
+    yield showControls(`${last ? "└── " : "├── "}${head}`);
+    const children = lines();
+    for (const [j, c] of children.entries()) {
+      // every string from the API (binding arguments, types) is shown safe, not only names
+      yield showControls(`${last ? "    " : "│   "}${j === children.length - 1 ? "└── " : "├── "}${c}`);
+    }
+  }
 }
 
 /** `kmq info`: --api-url, -o, help and examples. */
