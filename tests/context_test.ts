@@ -117,6 +117,11 @@ Deno.test("contexts: a readable file with a password, unknown names and keys, ba
       2,
       /context 'a': unknown key 'pasword-file' \(the keys are url, password-file, cacert, cert, key, api-url\)/,
     );
+    assertEquals(
+      (await run(["produce", "--help"], { env: readable, noUrl: true })).code,
+      0,
+      "help needs no context",
+    );
     const top = await make(`colour = "red"\n`);
     assertFailure(await run(["config", "list"], { env: top, noUrl: true }), 2, /unknown key 'colour'/);
     const bad = await make(`[contexts.a\nurl = 1\n`);

@@ -240,7 +240,9 @@ export async function parseCommandLine(argv: string[]): Promise<Invocation> {
   if (commandWord(argv) === "help") argv = helpAsOption(argv);
   const word = commandWord(argv);
   const known = COMMANDS.some(([name]) => name === word);
-  if (known && !["config", ...WHOLE_TREE].includes(word!)) await loadContext(argv);
+  // help needs no broker: a broken config file must not stand between a user and --help
+  const wantsHelp = argv.includes("--help") || argv.includes("-h");
+  if (known && !wantsHelp && !["config", ...WHOLE_TREE].includes(word!)) await loadContext(argv);
   const only = known && !WHOLE_TREE.includes(word!) ? word : undefined;
   const defines = await Promise.all(
     COMMANDS.filter(([name]) => only === undefined || name === only).map(([, load]) => load()),
