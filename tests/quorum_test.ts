@@ -11,6 +11,8 @@ import {
   kmqCommand,
   queueDepth,
   run,
+  Running,
+  sleep,
   TEST_URL,
   unique,
   withCleanup,
@@ -189,5 +191,34 @@ Deno.test("peek: an empty queue says so; a reader that goes away is exit 141 and
     assertMatch(stderr, /^kmq: the reader of stdout went away: nothing was taken/);
     const left = (await drain(client, q)).map((m) => m.bodyToString());
     assertEquals(left, numbered(3000).trimEnd().split("\n"), "all there, in order");
+  });
+});
+
+Deno.test("a consumer stopped with messages in hand on a quorum queue: none is pushed past its delivery limit", async () => {
+  const q = unique("kmq-qstop");
+  await withCleanup({ queues: [q] }, async (client) => {
+    await quorumQueue(q, 20, {}, "--delivery-limit", "1");
+    const handled: string[] = [];
+    // each run takes 20 in hand (prefetch), handles about one, and is stopped: the rest go back;
+    // a second return would take them past x-delivery-limit 1 (RabbitMQ 3.10 drops them then)
+    for (let i = 1; i <= 4; i++) {
+      const c = new Running(["-v", "consume", "-q", q, "-p", "20", "--", "sh", "-c", "cat; echo; sleep 0.5"]);
+      await c.waitForStderr("consuming from", 20_000);
+      await sleep(700);
+      c.kill("SIGINT");
+      const r = await c.result();
+      assertEquals(r.code, 130, r.stderr);
+      handled.push(...r.stdout.split("\n").filter(Boolean));
+      // the second run holds messages returned once already: those go to the tail, fresh (the
+      // third run's, fresh again, can go back once more)
+      if (i === 2) {
+        assertMatch(r.stderr, /message\(s\) in hand went to the tail of quorum queue '.*' as new messages/);
+      }
+    }
+    const left = (await drain(client, q)).map((m) => m.bodyToString() ?? "");
+    assertEquals(
+      [...handled, ...left].map(Number).sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
   });
 });

@@ -4,7 +4,7 @@
  * --count, --idle-timeout, a stop signal, the reader of stdout going away, or the broker
  * cancelling it; what it handled, failed and why it ended make kmq's exit code.
  */
-import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { Sieve } from "../messages/filter.ts";
 import { SourceConsumer } from "../amqp/source-consumer.ts";
 import type { Writable } from "node:stream";
@@ -13,6 +13,7 @@ import type { TopologyOptions } from "../amqp/declarations.ts";
 import type { Format } from "../messages/formats.ts";
 import { classifyError, ExitCode, KmqError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
+import { putBackSafely } from "./put-back.ts";
 import type { MessagePrinter } from "../messages/formats.ts";
 import { decodeContent, decompress } from "../messages/compression.ts";
 import { DecodeStopped } from "../messages/lzma.ts";
@@ -125,6 +126,16 @@ export abstract class ConsumeLoop {
       if (this.failure) throw this.failure;
       await this.source?.cancel();
       await this.finish();
+      // what was delivered but never handled goes back; on a quorum queue, safely (put-back.ts)
+      if (this.o.ack && !this.brokerAck && this.end !== "readerGone") {
+        await putBackSafely(
+          channel.connection as AMQPClient,
+          this.queue,
+          this.inbox.splice(0),
+          this.o.broker,
+          io.log,
+        );
+      }
     } catch (err) {
       if (err instanceof KmqError) throw err;
       throw classifyError(err, `consuming from queue '${this.queue}'`);

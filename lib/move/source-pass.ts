@@ -4,13 +4,11 @@
  * after --idle-timeout, or when it is found empty twice a second apart with nothing delivered
  * between (a quorum queue electing a leader can report 0 once).
  */
-import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import { SourceConsumer } from "../amqp/source-consumer.ts";
 import type { Publisher } from "../amqp/publisher.ts";
-import type { MessageProperties } from "../amqp/wire.ts";
-import type { FieldTable } from "../messages/fields.ts";
+import { republished } from "../amqp/republish.ts";
 import type { Sieve } from "../messages/filter.ts";
-import { timestampOf } from "../messages/timestamp.ts";
 import { classifyError, DeliveryError, ExitCode, KmqError } from "../term/errors.ts";
 import { pace } from "../term/progress.ts";
 import type { Moved, MoveIo, MoveOptions } from "./move-options.ts";
@@ -177,9 +175,10 @@ export class SourcePass {
     await publisher.publish({
       exchange: way?.exchange ?? o.toExchange ?? "",
       routingKey: way?.routingKey ?? o.to ?? o.routingKey ?? msg.routingKey,
-      properties: propertiesOf(
+      properties: republished(
         msg.properties,
-        way ? { ...o, setHeaders: { ...o.setHeaders, ...way.headers } } : o,
+        way ? { ...o.setHeaders, ...way.headers } : o.setHeaders,
+        o.dropHeaders,
       ),
       body: msg.body ?? new Uint8Array(0),
       origin,
@@ -225,29 +224,4 @@ export class SourcePass {
 /** Messages ready in the queue, as the broker counts them now (asked on the consumer's channel). */
 export async function readyIn(ch: AMQPChannel, queue: string): Promise<number> {
   return (await ch.queueDeclare(queue, { passive: true })).messageCount;
-}
-
-/** The source message's properties as kmq publishes them, headers changed as asked. */
-function propertiesOf(p: AMQPProperties, o: MoveOptions): MessageProperties {
-  const headers = { ...(p.headers as FieldTable | undefined), ...o.setHeaders };
-  for (const name of o.dropHeaders) delete headers[name];
-  const out: MessageProperties = {
-    contentType: p.contentType,
-    contentEncoding: p.contentEncoding,
-    deliveryMode: p.deliveryMode,
-    priority: p.priority,
-    correlationId: p.correlationId,
-    replyTo: p.replyTo,
-    expiration: p.expiration,
-    messageId: p.messageId,
-    timestamp: timestampOf(p),
-    type: p.type,
-    userId: p.userId,
-    appId: p.appId,
-  };
-  if (Object.keys(headers).length > 0) out.headers = headers;
-  for (const key of Object.keys(out) as (keyof MessageProperties)[]) {
-    if (out[key] === undefined) delete out[key];
-  }
-  return out;
 }
