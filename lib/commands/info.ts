@@ -84,31 +84,48 @@ export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
   else await writeLines(treeLines(info), io.stdout);
 }
 
-/** The API's three lists, checked and shaped; the raw answers are dropped when it returns. */
+/**
+ * The API's three lists, one at a time: each answer is checked and shaped, and its raw records
+ * dropped, before the next is read (a 200,000-queue broker's answers are never all held at once).
+ */
 async function fetchTopology(o: InfoOptions): Promise<TopologyInfo> {
   const api = await managementApi(o.broker, o.apiUrl);
   const vh = encodeURIComponent(api.vhost);
+  const list = async <T>(path: string, key: string): Promise<T[]> => {
+    const answer = await getJson(api, path);
+    const shaped = Array.isArray(answer) &&
+      answer.every((x) => x !== null && typeof x === "object" && typeof x[key] === "string");
+    if (!shaped) {
+      throw new KmqError(
+        ExitCode.unreachable,
+        `the answer of ${api.display} is JSON, but not lists of exchanges, queues and bindings: is it RabbitMQ's ` +
+          "management API? (give its address with --api-url)",
+      );
+    }
+    return answer as T[];
+  };
   // only the columns shown: a queue's full record (statistics, state) is many times larger
-  const [exchanges, queues, bindings] = await Promise.all([
-    getJson(api, `exchanges/${vh}?columns=name,type,durable,auto_delete,internal,arguments`),
-    getJson(
-      api,
+  const queues = shapeQueues(
+    await list<ApiQueue>(
       `queues/${vh}?columns=name,type,durable,auto_delete,exclusive,arguments,messages_ready,` +
         "messages_unacknowledged,consumers",
+      "name",
     ),
-    getJson(api, `bindings/${vh}?columns=source,destination,destination_type,routing_key,arguments`),
-  ]);
-  const shaped = (list: unknown, key: string) =>
-    Array.isArray(list) &&
-    list.every((x) => x !== null && typeof x === "object" && typeof x[key] === "string");
-  if (!shaped(exchanges, "name") || !shaped(queues, "name") || !shaped(bindings, "source")) {
-    throw new KmqError(
-      ExitCode.unreachable,
-      `the answer of ${api.display} is JSON, but not lists of exchanges, queues and bindings: is it RabbitMQ's ` +
-        "management API? (give its address with --api-url)",
-    );
-  }
-  return topologyOf(api.vhost, exchanges as ApiExchange[], queues as ApiQueue[], bindings as ApiBinding[]);
+  );
+  const bySource = groupBindings(
+    await list<ApiBinding>(
+      `bindings/${vh}?columns=source,destination,destination_type,routing_key,arguments`,
+      "source",
+    ),
+  );
+  const exchanges = shapeExchanges(
+    await list<ApiExchange>(
+      `exchanges/${vh}?columns=name,type,durable,auto_delete,internal,arguments`,
+      "name",
+    ),
+    bySource,
+  );
+  return { vhost: api.vhost, exchanges, queues };
 }
 
 /** Lines written a batch at a time: a 200,000-queue broker's tree is never one string. */
@@ -139,7 +156,10 @@ async function writeJson(info: TopologyInfo, out: Writable): Promise<void> {
         continue;
       }
       yield `  "${key}": [`;
-      for (let i = 0; i < list.length; i++) yield item(list[i], i === list.length - 1);
+      for (let i = 0; i < list.length; i++) {
+        const x = list[i]!;
+        yield item(key === "queues" ? queueRecord(x as QueueInfo) : x, i === list.length - 1);
+      }
       yield `  ]${end}`;
     }
     yield "}";
@@ -147,55 +167,73 @@ async function writeJson(info: TopologyInfo, out: Writable): Promise<void> {
   await writeLines(lines(), out);
 }
 
-export function topologyOf(
-  vhost: string,
-  exchanges: ApiExchange[],
-  queues: ApiQueue[],
-  bindings: ApiBinding[],
-): TopologyInfo {
+/** An exchange's bindings as shown, by destination type, destination and key (each key made once). */
+function sortedBindings(list: ApiBinding[]): BindingInfo[] {
+  const keyed = list.map((b) => ({
+    key: `${b.destination_type}\0${b.destination}\0${b.routing_key}`,
+    binding: {
+      routing_key: b.routing_key,
+      arguments: b.arguments ?? {},
+      destination_type: b.destination_type,
+      destination: b.destination,
+    },
+  }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.binding);
+}
+
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** The API's queue records with the defaults filled in, in place (a copy of 200,000 would double them). */
+function shapeQueues(queues: ApiQueue[]): QueueInfo[] {
+  for (const q of queues) {
+    q.type ??= String(q.arguments?.["x-queue-type"] ?? "classic");
+    q.arguments ??= {};
+    q.messages_ready ??= 0;
+    q.messages_unacknowledged ??= 0;
+    q.consumers ??= 0;
+  }
+  return (queues as QueueInfo[]).sort(byName);
+}
+
+/** A queue's fields in the order `-o json` shows them, whatever order the API sent. */
+function queueRecord(q: QueueInfo): QueueInfo {
+  return {
+    name: q.name,
+    type: q.type,
+    durable: q.durable,
+    auto_delete: q.auto_delete,
+    exclusive: q.exclusive,
+    arguments: q.arguments,
+    messages_ready: q.messages_ready,
+    messages_unacknowledged: q.messages_unacknowledged,
+    consumers: q.consumers,
+  };
+}
+
+/** Bindings by source exchange, sorted; the default exchange's (one per queue, implicit) are not kept. */
+function groupBindings(bindings: ApiBinding[]): Map<string, BindingInfo[]> {
   const bySource = new Map<string, ApiBinding[]>();
   for (const b of bindings) {
+    if (b.source === "") continue;
     const list = bySource.get(b.source);
     if (list) list.push(b);
     else bySource.set(b.source, [b]);
   }
-  const byName = (
-    a: { name: string },
-    b: { name: string },
-  ) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  return {
-    vhost,
-    exchanges: exchanges.map((e) => ({
-      name: e.name,
-      type: e.type,
-      durable: e.durable,
-      auto_delete: e.auto_delete,
-      internal: e.internal,
-      arguments: e.arguments ?? {},
-      // every queue is bound to the default exchange by its name: implicit, not listed
-      bindings: e.name === "" ? [] : (bySource.get(e.name) ?? []).map((b) => ({
-        routing_key: b.routing_key,
-        arguments: b.arguments ?? {},
-        destination_type: b.destination_type,
-        destination: b.destination,
-      })).sort((a, b) => {
-        const ka = `${a.destination_type}\0${a.destination}\0${a.routing_key}`;
-        const kb = `${b.destination_type}\0${b.destination}\0${b.routing_key}`;
-        return ka < kb ? -1 : ka > kb ? 1 : 0;
-      }),
-    })).sort(byName),
-    queues: queues.map((q) => ({
-      name: q.name,
-      type: q.type ?? String(q.arguments?.["x-queue-type"] ?? "classic"),
-      durable: q.durable,
-      auto_delete: q.auto_delete,
-      exclusive: q.exclusive,
-      arguments: q.arguments ?? {},
-      messages_ready: q.messages_ready ?? 0,
-      messages_unacknowledged: q.messages_unacknowledged ?? 0,
-      consumers: q.consumers ?? 0,
-    })).sort(byName),
-  };
+  return new Map([...bySource].map(([source, list]) => [source, sortedBindings(list)]));
+}
+
+function shapeExchanges(exchanges: ApiExchange[], bySource: Map<string, BindingInfo[]>): ExchangeInfo[] {
+  return exchanges.map((e) => ({
+    name: e.name,
+    type: e.type,
+    durable: e.durable,
+    auto_delete: e.auto_delete,
+    internal: e.internal,
+    arguments: e.arguments ?? {},
+    // every queue is bound to the default exchange by its name: implicit, not listed
+    bindings: e.name === "" ? [] : bySource.get(e.name) ?? [],
+  })).sort(byName);
 }
 
 /** Names are shown quoted, their control characters as \xNN: a name cannot drive the terminal. */
@@ -234,29 +272,30 @@ export function* treeLines(t: TopologyInfo): Generator<string> {
   const shown = t.exchanges.filter((e) =>
     e.name !== "" && !(e.name.startsWith("amq.") && e.bindings.length === 0)
   );
-  const bound = new Set(
-    t.exchanges.flatMap((e) =>
-      e.bindings.filter((b) => b.destination_type === "queue").map((b) => b.destination)
-    ),
-  );
+  const bound = new Set<string>();
+  for (const e of t.exchanges) {
+    for (const b of e.bindings) if (b.destination_type === "queue") bound.add(b.destination);
+  }
   const unbound = t.queues.filter((q) => !bound.has(q.name));
+  bound.clear();
   yield showControls(`vhost ${quoted(t.vhost)}`);
-  const branches: [string, () => string[]][] = shown.map((e) => [
+  // each child line is made as it is written: a 200,000-binding exchange is never a list of lines
+  const branches: [string, number, (i: number) => string][] = shown.map((e) => [
     `exchange ${quoted(e.name)} (${e.type}${e.durable ? ", durable" : ""}${e.internal ? ", internal" : ""}${
       e.auto_delete ? ", auto-delete" : ""
     })`,
-    () => e.bindings.map((b) => describeBinding(b, queues)),
+    e.bindings.length,
+    (i) => describeBinding(e.bindings[i]!, queues),
   ]);
   if (unbound.length > 0) {
-    branches.push(["only the default exchange routes to", () => unbound.map(describeQueue)]);
+    branches.push(["only the default exchange routes to", unbound.length, (i) => describeQueue(unbound[i]!)]);
   }
-  for (const [i, [head, lines]] of branches.entries()) {
+  for (const [i, [head, count, child]] of branches.entries()) {
     const last = i === branches.length - 1;
     yield showControls(`${last ? "└── " : "├── "}${head}`);
-    const children = lines();
-    for (const [j, c] of children.entries()) {
+    for (let j = 0; j < count; j++) {
       // every string from the API (binding arguments, types) is shown safe, not only names
-      yield showControls(`${last ? "    " : "│   "}${j === children.length - 1 ? "└── " : "├── "}${c}`);
+      yield showControls(`${last ? "    " : "│   "}${j === count - 1 ? "└── " : "├── "}${child(j)}`);
     }
   }
 }
