@@ -256,3 +256,63 @@ Deno.test("produce keeps going across a restart of its broker (a private node)",
     await node.close();
   }
 });
+
+/**
+ * Against the binary only: under Deno (the sources) a write to a pipe whose reader sleeps blocks the
+ * whole event loop (process.stdout writes synchronously there), so the lost connection is noticed
+ * only after the acks went into the dead socket; Bun writes asynchronously (docs/development.md).
+ */
+Deno.test({
+  name: "consume: messages written but whose acks were lost with the connection are not counted as settled",
+  ignore: !Deno.env.get("KMQ_BIN"),
+}, async () => {
+  const q = unique("kmq-q");
+  const proxy = new CuttableProxy({ hostname: broker.hostname, port: Number(broker.port || 5672) });
+  const out = await Deno.makeTempFile();
+  try {
+    await withCleanup({ queues: [q] }, async (client) => {
+      // ten bodies of 100 KB: the first write fills the pipe, whose reader sleeps
+      const bodies = Array.from({ length: 10 }, (_, i) => `${i + 1}:`.padEnd(100_000, "x"));
+      assertEquals((await run(["produce", "-e", "", "-q", q, ...bodies])).code, 0);
+      const [cmd, pre] = kmqCommand();
+      // setsid: bash leads a process group of its own, which the test signals as a terminal would
+      const consumer = new Deno.Command("setsid", {
+        args: [
+          "bash",
+          "-c",
+          `"$@" | { sleep 3; cat > '${out}'; }`,
+          "kmq",
+          cmd,
+          ...pre,
+          "consume",
+          "-q",
+          q,
+          "-p",
+          "10",
+        ],
+        env: { KMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}/`, NO_COLOR: "1" },
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      await sleep(1500);
+      // kmq is blocked writing to the pipe: the connection goes, and does not come back
+      await proxy.close();
+      await sleep(3000); // the reader wakes, the write completes, the acks have nowhere to go
+      await new Deno.Command("kill", { args: ["-s", "INT", "--", `-${consumer.pid}`] }).output();
+      const r = { stderr: new TextDecoder().decode((await consumer.output()).stderr) };
+      const said = /stopped by SIGINT: (\d+) message\(s\) written and settled/.exec(r.stderr);
+      assert(said, r.stderr);
+      const written = (await Deno.readTextFile(out)).split("\n").filter(Boolean).length;
+      assert(written > 0, "some were written before the cut was noticed");
+      assertEquals(
+        Number(said[1]),
+        0,
+        `${written} written, none of their acks reached the broker: ${r.stderr}`,
+      );
+      assertEquals(await queueDepth(client, q), 10, "all ten are still in the queue");
+    });
+  } finally {
+    await proxy.close();
+    await Deno.remove(out);
+  }
+});

@@ -138,6 +138,14 @@ export abstract class ConsumeLoop {
       }
     } catch (err) {
       if (err instanceof KmqError) throw err;
+      // an ack on a channel whose connection just went ("Channel is closed"): a lost connection,
+      // to reconnect after, not a failure of kmq's (its unacked messages come again)
+      if (channel.connection.closed) {
+        throw new KmqError(
+          ExitCode.unreachable,
+          `consuming from queue '${this.queue}': the connection was lost (${(err as Error).message ?? err})`,
+        );
+      }
       throw classifyError(err, `consuming from queue '${this.queue}'`);
     } finally {
       clearTimeout(this.idleTimer);
