@@ -2,8 +2,8 @@
  * `deno task release`: one archive per platform in dist/release/, from the version in
  * package.json, and a SHA256SUMS file over them.
  *
- *   deno task release                     # bun cross-compiles every target (npm registry only)
- *   deno task release --compiler deno     # deno compile --target (the release workflow's path;
+ *   deno task release                     # bun cross-compiles every target (the release workflow's path)
+ *   deno task release --compiler deno     # deno compile --target (the alternative;
  *                                         # bun still builds linux-x64-musl, which Deno lacks)
  *   deno task release --only linux-x64,linux-arm64
  *
