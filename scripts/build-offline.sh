@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds kmq from main.ts with bun (pinned in package.json), for machines that reach only the npm
-# registry; `deno task compile` is the release path. Without arguments it writes dist/kmq for this
+# Builds kmq from main.ts with bun (pinned in package.json): dist/kmq for CI and the releases, on
+# machines that reach only the npm registry too; `deno task compile` is the alternative. Without arguments it writes dist/kmq for this
 # machine; scripts/release.ts passes `--target=bun-<platform> --outfile <path>` to cross-compile
 # (Bun fetches the target's runtime from the npm registry); scripts/bench.ts builds its baselines
 # with it (an entry point first), so they start as kmq does. `deno task` would run
