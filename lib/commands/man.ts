@@ -14,7 +14,7 @@ import type { Done } from "./options.ts";
 function esc(text: string): string {
   return text.replace(/\\/g, "\\e").replace(/-/g, "\\-").replace(/^([.'])/gm, "\\&$1")
     .replace(
-      /[^\x00-\x7f]/gu,
+      /[\u0080-\u{10ffff}]/gu,
       (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
     );
 }
