@@ -58,6 +58,18 @@ export interface Topology {
   declare: boolean;
 }
 
+/**
+ * Publishing through the default exchange, declaring nothing: for a publisher whose messages name
+ * their queue by routing key (bench, a consumer putting messages back at a queue's tail).
+ */
+export const DEFAULT_EXCHANGE_ONLY: Topology = {
+  exchange: { name: "", type: "direct", durable: true, autoDelete: false, arguments: {}, adopt: true },
+  bindingKeys: [],
+  bindArguments: {},
+  exchangeSources: [],
+  declare: false,
+};
+
 /** The topology options every command shares (`-e`, `-t`, `-q`, `-r`, `--no-durable`, …). */
 export interface TopologyOptions {
   exchange: string;

@@ -5,6 +5,7 @@
  * it held back (no coordinated omission).
  */
 import type { OutMessage } from "../amqp/confirm-window.ts";
+import { DEFAULT_EXCHANGE_ONLY } from "../amqp/declarations.ts";
 import { Publisher } from "../amqp/publisher.ts";
 import type { Log } from "../term/log.ts";
 import { sleepUntil } from "../term/progress.ts";
@@ -38,13 +39,7 @@ export class BenchProducer {
     this.reused = new Uint8Array(Math.max(o.size, STAMP_BYTES));
     this.publisher = new Publisher({
       broker: o.broker,
-      topology: {
-        exchange: { name: "", type: "direct", durable: true, autoDelete: false, arguments: {}, adopt: true },
-        bindingKeys: [],
-        bindArguments: {},
-        exchangeSources: [],
-        declare: false,
-      },
+      topology: DEFAULT_EXCHANGE_ONLY,
       mandatory: true,
       confirm: o.confirm > 0,
       window: Math.max(1, o.confirm),

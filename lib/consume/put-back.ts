@@ -7,6 +7,7 @@
  */
 import type { AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { BrokerOptions } from "../amqp/connection.ts";
+import { DEFAULT_EXCHANGE_ONLY } from "../amqp/declarations.ts";
 import { Publisher } from "../amqp/publisher.ts";
 import { queueFacts } from "../amqp/queue-facts.ts";
 import { republished } from "../amqp/republish.ts";
@@ -35,13 +36,7 @@ export async function putBackSafely(
   if (risky.length === 0) return;
   const publisher = new Publisher({
     broker,
-    topology: {
-      exchange: { name: "", type: "direct", durable: true, autoDelete: false, arguments: {}, adopt: true },
-      bindingKeys: [],
-      bindArguments: {},
-      exchangeSources: [],
-      declare: false,
-    },
+    topology: DEFAULT_EXCHANGE_ONLY,
     mandatory: true,
     confirm: true,
     retryTimeout: 0,
