@@ -245,3 +245,26 @@ Deno.test("bench: on a terminal a live line each second, redrawn in place; the r
   );
   assert(redraws.at(-1)!.startsWith("kmq bench: 1 producer"), "the line is cleared before the report");
 });
+
+Deno.test("bench: a broker that is not there is exit 4 in one line; Ctrl-C during a max-rate publish-only run still stops it and deletes its queue", async () => {
+  assertFailure(
+    await run(["bench", "--duration", "2s"], { env: { KMQ_URL: "amqp://guest:guest@127.0.0.1:1/" } }),
+    4,
+    /connecting to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/: .*ECONNREFUSED/,
+  );
+  // as fast as it goes, no confirms: the publish loop must still let the signal in
+  const b = new Running(["-v", "bench", "--consumers", "0", "--confirm", "0", "--duration", "60s"], {
+    setsid: true,
+  });
+  await b.waitForStderr("declared classic queue 'kmq-bench-", 20_000);
+  const name = /declared classic queue '(kmq-bench-[0-9a-f-]+)'/.exec(b.stderr)![1]!;
+  await b.waitForStderr("connected to", 20_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  const signalled = Date.now();
+  await b.killGroup("SIGINT");
+  const r = await b.result();
+  assertEquals(r.code, 130, r.stderr);
+  assert(Date.now() - signalled < 15_000, `ended ${Date.now() - signalled} ms after SIGINT`);
+  assertMatch(r.stdout, /^sent +[\d,]+ \(/m);
+  assert(!(await queueNames()).includes(name), `${name} deleted`);
+});
