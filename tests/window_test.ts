@@ -17,6 +17,28 @@ import {
 } from "./helpers.ts";
 import { numbered } from "./tally.ts";
 
+/** Runs `work` while a producer adds "later" to `queue` at `rate` msg/s; stopped (SIGINT) afterwards. */
+async function whileProducing(queue: string, rate: number, work: () => Promise<void>): Promise<void> {
+  const producer = new Running([
+    "produce",
+    "-e",
+    "",
+    "-q",
+    queue,
+    "--rate",
+    String(rate),
+    "--repeat",
+    "1000000",
+    "later",
+  ]);
+  try {
+    await work();
+  } finally {
+    producer.kill("SIGINT");
+    await producer.result();
+  }
+}
+
 Deno.test("--template: every token, byte-exact bodies when piped, on consume and peek", async () => {
   const q = unique("kmq-tpl");
   await withCleanup({ queues: [q] }, async (client) => {
@@ -106,28 +128,13 @@ Deno.test("consume --exit-at-end reads what the queue held at the start while a 
   await withCleanup({ queues: [q] }, async (client) => {
     assertEquals((await run(["produce", "-e", "", "-q", q, "--lines"], { stdin: numbered(1, 500) })).code, 0);
     // a producer at 200 msg/s keeps adding while the consumer reads
-    const producer = new Running([
-      "produce",
-      "-e",
-      "",
-      "-q",
-      q,
-      "--rate",
-      "200",
-      "--repeat",
-      "1000000",
-      "later",
-    ]);
-    try {
+    await whileProducing(q, 200, async () => {
       const r = await run(["consume", "-q", q, "--exit-at-end"], { timeoutMs: 60_000 });
       assertEquals(r.code, 0, r.stderr);
       // the 500, then those of the producer's that were in before kmq looked (it started first)
       assert(r.stdout.startsWith(numbered(1, 500)), r.stdout.slice(0, 100));
       assert(r.stdout.slice(numbered(1, 500).length).split("\n").filter(Boolean).every((l) => l === "later"));
-    } finally {
-      producer.kill("SIGINT");
-      await producer.result();
-    }
+    });
     assert(await queueDepth(client, q) > 0, "the later ones stay");
     // an empty queue: at once, exit 0, said on stderr
     await drain(client, q);
@@ -178,19 +185,7 @@ Deno.test("a stream: --exit-at-end reads to the offset that was last at the star
       (await run(["produce", "-e", "", "-q", s, "--lines"], { stdin: numbered(1, 2000) })).code,
       0,
     );
-    const producer = new Running([
-      "produce",
-      "-e",
-      "",
-      "-q",
-      s,
-      "--rate",
-      "100",
-      "--repeat",
-      "1000000",
-      "later",
-    ]);
-    try {
+    await whileProducing(s, 100, async () => {
       const whole = await run(["consume", "-q", s, "--exit-at-end"], { timeoutMs: 60_000 });
       assertEquals(whole.code, 0, whole.stderr);
       const lines = whole.stdout.split("\n").filter(Boolean);
@@ -209,10 +204,7 @@ Deno.test("a stream: --exit-at-end reads to the offset that was last at the star
         "%o:%b\\n",
       ]);
       assertEquals(tail.stdout, "0:1\n1:2\n2:3\n");
-    } finally {
-      producer.kill("SIGINT");
-      await producer.result();
-    }
+    });
     const last = await run(["consume", "-q", s, "--last", "3", "--exit-at-end", "--template", "%b\\n"]);
     assertEquals([last.code, last.stdout], [0, "later\nlater\nlater\n"], last.stderr);
     // everything was published in the last hour: nothing is older than 1h
@@ -263,19 +255,7 @@ Deno.test("move --exit-at-end moves what the source held at the start; arrivals 
       (await run(["produce", "-e", "", "-q", src, "--lines"], { stdin: numbered(1, 1000) })).code,
       0,
     );
-    const producer = new Running([
-      "produce",
-      "-e",
-      "",
-      "-q",
-      src,
-      "--rate",
-      "200",
-      "--repeat",
-      "1000000",
-      "later",
-    ]);
-    try {
+    await whileProducing(src, 200, async () => {
       const m = await run(["move", "--from", src, "--to", dst, "--exit-at-end", "--rate", "500"], {
         timeoutMs: 60_000,
       });
@@ -283,10 +263,7 @@ Deno.test("move --exit-at-end moves what the source held at the start; arrivals 
       const moved = Number(/moved (\d+) message\(s\)/.exec(m.stderr)?.[1]);
       // the 1,000, and what of the producer's was in when the move looked (it started first)
       assert(moved >= 1000 && moved < 1000 + 200 * 10, m.stderr);
-    } finally {
-      producer.kill("SIGINT");
-      await producer.result();
-    }
+    });
     const moved = (await drain(client, dst)).map((msg) => msg.bodyToString());
     assertEquals(moved.slice(0, 1000).join("\n") + "\n", numbered(1, 1000));
     assert(moved.slice(1000).every((b) => b === "later"));

@@ -5,7 +5,7 @@
  */
 import { type Command, InvalidArgumentError, Option, type OptionValues } from "@commander-js/extra-typings";
 import { readFile } from "node:fs/promises";
-import type { BenchOptions, BenchQueueType } from "../bench/bench-options.ts";
+import type { BenchOptions } from "../bench/bench-options.ts";
 import { STAMP_BYTES } from "../bench/bench-options.ts";
 import { runBench } from "../bench/run-bench.ts";
 import { InputError, UsageError } from "../term/errors.ts";
@@ -124,11 +124,19 @@ function consuming<A extends any[], O extends OptionValues, G extends OptionValu
     .option("--confirm-hgrm <file>", "write the confirm latency histogram here (.hgrm, milliseconds)");
 }
 
-export function defineBench(program: Command, done: Done): void {
-  consuming(publishing(
+/** bench's options: the producers', then the consumers' and the report's. */
+function benchCommand(program: Command) {
+  return consuming(publishing(
     program.command("bench")
       .description("measure the broker: producers and consumers, rates and exact latency percentiles"),
-  ))
+  ));
+}
+
+/** What commander parsed for bench, as the option definitions type it. */
+type Parsed = ReturnType<ReturnType<typeof benchCommand>["opts"]>;
+
+export function defineBench(program: Command, done: Done): void {
+  benchCommand(program)
     .addHelpText(
       "after",
       `
@@ -158,29 +166,6 @@ Examples:
         },
       });
     });
-}
-
-/** What commander parsed for bench. */
-interface Parsed {
-  producers: number;
-  consumers: number;
-  size: number;
-  bodyFile?: string;
-  rate: number;
-  duration?: number;
-  count?: number;
-  confirm: number;
-  persistent: boolean;
-  prefetch: number;
-  multiAck: number;
-  consumerRate: number;
-  consumerLatency: number;
-  queueType: BenchQueueType;
-  queues: number;
-  predeclared?: string;
-  format: "text" | "json";
-  hgrm?: string;
-  confirmHgrm?: string;
 }
 
 /** What bench parsed, checked (exit 2 naming the problem) and mapped to its options. */
