@@ -64,8 +64,16 @@ export async function managementApi(broker: BrokerOptions, apiUrl = broker.apiUr
   return { base, vhost, user, password, tls: creds.tlsOptions ?? {}, display: base.href };
 }
 
-/** GETs `path` (under /api/) and parses its JSON; every failure is a KmqError naming the fix. */
-export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS): Promise<unknown> {
+/**
+ * GETs `path` (under /api/) and parses its JSON (with `parse`: JSON.parse, or an exact reader);
+ * every failure is a KmqError naming the fix.
+ */
+export function getJson(
+  api: ManagementApi,
+  path: string,
+  timeoutMs = TIMEOUT_MS,
+  parse: (text: string) => unknown = JSON.parse,
+): Promise<unknown> {
   const url = new URL(path, api.base);
   const request = url.protocol === "https:" ? httpsRequest : httpRequest;
   const auth = Buffer.from(`${api.user}:${api.password}`).toString("base64");
@@ -113,7 +121,7 @@ export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS
         }
         if (status !== 200) return reject(unreachable(api, `HTTP ${status}`));
         try {
-          resolve(JSON.parse(text));
+          resolve(parse(text));
         } catch {
           reject(unreachable(api, "the answer is not JSON, so this is not RabbitMQ's management API"));
         }
@@ -130,6 +138,42 @@ export function getJson(api: ManagementApi, path: string, timeoutMs = TIMEOUT_MS
       reject(unreachable(api, why));
     });
     req.end();
+  });
+}
+
+/** PUTs a JSON body to `path` (under /api/); resolves on 2xx, else a KmqError with the API's reason. */
+export function putJson(api: ManagementApi, path: string, body: string): Promise<void> {
+  const url = new URL(path, api.base);
+  const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+  const auth = Buffer.from(`${api.user}:${api.password}`).toString("base64");
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: "PUT",
+      headers: { authorization: `Basic ${auth}`, "content-type": "application/json" },
+      timeout: TIMEOUT_MS,
+      ...api.tls,
+    }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => text.length < 4096 && (text += c));
+      res.on("error", (err) => reject(unreachable(api, err.message)));
+      res.on("end", () => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve();
+        const reason = /"reason":"((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? `HTTP ${status}`;
+        reject(
+          new KmqError(
+            status === 401 ? ExitCode.accessRefused : ExitCode.brokerRefused,
+            `the management API at ${api.display} refused ${path.replace(/\/.*$/, "")}: ${reason.slice(0, 300)}`,
+          ),
+        );
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+    req.on("error", (err: Error & { code?: string }) =>
+      reject(unreachable(api, err.code === "ECONNREFUSED" ? "connection refused" : err.message))
+    );
+    req.end(body);
   });
 }
 

@@ -115,6 +115,8 @@ const COMMANDS: [string, () => Promise<Define>][] = [
   ["move", async () => (await import("./move.ts")).defineMove],
   ["route", async () => (await import("./route.ts")).defineRoute],
   ["redrive", async () => (await import("./redrive.ts")).defineRedrive],
+  ["export", async () => (await import("./export.ts")).defineExport],
+  ["import", async () => (await import("./import.ts")).defineImport],
   ["bench", async () => (await import("./bench.ts")).defineBench],
   ["config", async () => (await import("./config.ts")).defineConfig],
   ["completion", async () => (await import("./completion.ts")).defineCompletion],

@@ -125,3 +125,33 @@ function pyFloat(n: number): string {
   if (/e/.test(s)) return s.replace(/e([+-])(\d)$/, "e$10$2");
   return Number.isInteger(n) ? `${s}.0` : s;
 }
+
+/** JSON data as kmq handles broker data: objects without a prototype, integers past 2^53 as bigint. */
+export type PlainValue = null | boolean | string | number | bigint | PlainValue[] | PlainObject;
+export type PlainObject = { [key: string]: PlainValue };
+
+/** The exact value as plain data (every key kept, `__proto__` included; big integers exact). */
+export function toPlain(v: ExactValue): PlainValue {
+  if (v instanceof JsonNumber) {
+    if (!v.isInteger) return Number(v.text);
+    const n = BigInt(v.text);
+    return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+  }
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (v instanceof ExactObject) {
+    const o = Object.create(null) as PlainObject;
+    for (const [k, x] of v.entries) o[k] = toPlain(x);
+    return o;
+  }
+  return v;
+}
+
+/** Plain data as JSON on one line, big integers as their digits. */
+export function plainJson(v: PlainValue | undefined): string {
+  if (typeof v === "bigint") return v.toString();
+  if (Array.isArray(v)) return `[${v.map(plainJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    return `{${Object.keys(v).map((k) => `${JSON.stringify(k)}:${plainJson(v[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v ?? null);
+}

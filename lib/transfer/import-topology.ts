@@ -1,0 +1,158 @@
+/**
+ * The definitions an import declares: narrowed to the queues asked for, renamed (--rename), classic
+ * queues turned into quorum queues (--queue-type quorum), then declared over AMQP (adopting what
+ * exists as defined, refusing what exists otherwise) and policies set through the management API.
+ */
+import type { AMQPClient } from "@cloudamqp/amqp-client";
+import type { BrokerOptions } from "../amqp/connection.ts";
+import { managementApi, putJson } from "../amqp/management.ts";
+import { plainJson, type PlainObject } from "../messages/exact-json.ts";
+import { ExitCode, KmqError, showControls, UsageError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
+import { argumentsOf, nameOf, queueTypeOf, type VhostDefinitions } from "./vhost-definitions.ts";
+
+export interface Transform {
+  /** Old name → new name, for queues and exchanges alike. */
+  renames: Map<string, string>;
+  /** Classic queues become this type. */
+  queueType?: "quorum";
+  /** Import only these queues (their names in the file); empty: all. */
+  only: string[];
+}
+
+/** Queue arguments a quorum queue does not take: dropped, with a note. */
+const NOT_FOR_QUORUM = ["x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version"];
+/** Arguments that name an exchange, renamed with it. */
+const EXCHANGE_ARGS = ["x-dead-letter-exchange", "alternate-exchange", "dead-letter-exchange"];
+
+const copy = (o: PlainObject): PlainObject => Object.assign(Object.create(null), o);
+
+export function transformed(defs: VhostDefinitions, t: Transform, log: Log): VhostDefinitions {
+  const out = copy(defs as unknown as PlainObject) as unknown as VhostDefinitions;
+  const known = new Set(defs.queues.map(nameOf));
+  const missing = t.only.find((q) => !known.has(q));
+  if (missing !== undefined) throw new UsageError(`--queue '${missing}': the export holds no such queue`);
+  const only = new Set(t.only);
+  const keep = (q: string) => only.size === 0 || only.has(q);
+  const to = (name: string) => t.renames.get(name) ?? name;
+  const renameArgs = (a: PlainObject) => {
+    const args = copy(a);
+    for (const k of EXCHANGE_ARGS) if (typeof args[k] === "string") args[k] = to(args[k] as string);
+    return args;
+  };
+  out.exchanges = defs.exchanges.map((e) => {
+    const x = copy(e);
+    x.name = to(nameOf(e));
+    x.arguments = renameArgs(argumentsOf(e));
+    return x;
+  });
+  out.queues = defs.queues.filter((q) => keep(nameOf(q))).map((q) => {
+    const x = copy(q);
+    x.name = to(nameOf(q));
+    x.arguments = renameArgs(argumentsOf(q));
+    if (t.queueType === "quorum" && queueTypeOf(q) === "classic") toQuorum(x, nameOf(q), log);
+    return x;
+  });
+  out.bindings = defs.bindings.filter((b) => b.destination_type === "exchange" || keep(String(b.destination)))
+    .map((b) => {
+      const x = copy(b);
+      x.source = to(String(b.source ?? ""));
+      x.destination = to(String(b.destination ?? ""));
+      return x;
+    });
+  out.policies = defs.policies.map((p) => {
+    const x = copy(p);
+    const d = p.definition;
+    if (d !== null && typeof d === "object" && !Array.isArray(d)) x.definition = renameArgs(d);
+    return x;
+  });
+  return out;
+}
+
+function toQuorum(q: PlainObject, was: string, log: Log): void {
+  const refuse = (why: string) =>
+    new UsageError(
+      `queue '${was}' is ${why}: a quorum queue cannot be; leave it out (import --queue for the others) ` +
+        "or import without --queue-type",
+    );
+  if (q.auto_delete === true) throw refuse("auto-delete");
+  if (q.durable === false) throw refuse("not durable");
+  if (q.exclusive === true) throw refuse("exclusive");
+  const args = argumentsOf(q);
+  if (args["x-overflow"] === "reject-publish-dlx") throw refuse("x-overflow reject-publish-dlx");
+  const dropped = NOT_FOR_QUORUM.filter((k) => k in args);
+  for (const k of dropped) delete args[k];
+  args["x-queue-type"] = "quorum";
+  q.arguments = args;
+  if (dropped.length > 0) log.warn(`queue '${was}' becomes a quorum queue without ${dropped.join(", ")}`);
+}
+
+/** What declaring found: each queue's messages and consumers already there (by its name on the target). */
+export type Depths = Map<string, { messages: number; consumers: number }>;
+
+/** Declares exchanges, queues, then bindings; a conflict is exit 6 naming the entity. */
+export async function declareDefinitions(client: AMQPClient, defs: VhostDefinitions): Promise<Depths> {
+  const depths: Depths = new Map();
+  const step = async <T>(what: string, act: (ch: Awaited<ReturnType<AMQPClient["channel"]>>) => Promise<T>) => {
+    const ch = await client.channel();
+    try {
+      return await act(ch);
+    } catch (err) {
+      const reason = String((err as Error).message ?? err).replace(/^channel \d+ closed: /, "");
+      throw new KmqError(
+        ExitCode.brokerRefused,
+        `${what} on the target: ${showControls(reason)}; ` +
+          "delete or rename it there (or --rename it on the way in), then import again",
+      );
+    } finally {
+      await ch.close().catch(() => {});
+    }
+  };
+  for (const e of defs.exchanges) {
+    const name = nameOf(e);
+    if (name === "" || name.startsWith("amq.")) continue;
+    await step(`exchange '${name}' could not be declared`, (ch) =>
+      ch.exchangeDeclare(name, String(e.type), {
+        durable: e.durable !== false,
+        autoDelete: e.auto_delete === true,
+        internal: e.internal === true,
+      }, argumentsOf(e)));
+  }
+  for (const q of defs.queues) {
+    const name = nameOf(q);
+    const ok = await step(`queue '${name}' could not be declared`, (ch) =>
+      ch.queueDeclare(name, {
+        durable: q.durable !== false,
+        autoDelete: q.auto_delete === true,
+        exclusive: false,
+      }, argumentsOf(q)));
+    depths.set(name, { messages: ok.messageCount, consumers: ok.consumerCount });
+  }
+  for (const b of defs.bindings) {
+    const [source, destination, key] = [String(b.source), String(b.destination), String(b.routing_key ?? "")];
+    if (source === "") continue; // the default exchange's bindings are implicit
+    const what = `binding ${source} → ${b.destination_type} ${destination} ('${key}') could not be made`;
+    await step(what, (ch) =>
+      b.destination_type === "exchange"
+        ? ch.exchangeBind(destination, source, key, argumentsOf(b))
+        : ch.queueBind(destination, source, key, argumentsOf(b)));
+  }
+  return depths;
+}
+
+/** Sets the policies through the target's management API (PUT /api/policies/VHOST/NAME). */
+export async function importPolicies(broker: BrokerOptions, defs: VhostDefinitions): Promise<number> {
+  if (defs.policies.length === 0) return 0;
+  const api = await managementApi(broker);
+  for (const p of defs.policies) {
+    const body = copy(p);
+    delete body.name;
+    delete body.vhost;
+    await putJson(
+      api,
+      `policies/${encodeURIComponent(api.vhost)}/${encodeURIComponent(nameOf(p))}`,
+      plainJson(body),
+    );
+  }
+  return defs.policies.length;
+}

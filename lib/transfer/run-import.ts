@@ -1,0 +1,127 @@
+/**
+ * A whole `kmq import`: the file checked end to end first (nothing is declared or published from
+ * a file that fails a count or a checksum), the topology declared, then each queue's messages
+ * published in order with confirms, the confirmed position kept in a progress file so the same
+ * command resumes after a kill (import-progress.ts).
+ */
+import { brokerIdentity } from "../amqp/client-fixes.ts";
+import { type BrokerOptions, closeQuietly, connect } from "../amqp/connection.ts";
+import { parseExact, toPlain } from "../messages/exact-json.ts";
+import { InputError, UsageError } from "../term/errors.ts";
+import type { Log } from "../term/log.ts";
+import { type ExportHeader, readExportFile } from "./export-file.ts";
+import { declareDefinitions, type Depths, importPolicies, type Transform, transformed } from "./import-topology.ts";
+import { ImportProgress } from "./import-progress.ts";
+import type { CheckedFile, ImportIo, ImportOptions, QueuePart } from "./import-options.ts";
+import { publishParts, RESUME_BOUND } from "./publish-parts.ts";
+import { definitionsOf, type VhostDefinitions } from "./vhost-definitions.ts";
+
+export type { ImportOptions } from "./import-options.ts";
+
+const decoder = new TextDecoder();
+
+/** Reads the whole file, checking every part; keeps the definitions and the parts' sizes. */
+export async function checkFile(path: string): Promise<CheckedFile> {
+  let header: ExportHeader | undefined;
+  let definitions: VhostDefinitions | undefined;
+  let definitionsLine: Uint8Array | undefined;
+  let definitionsSum = "";
+  const parts: QueuePart[] = [];
+  for await (const e of readExportFile(path)) {
+    if (e.kind === "header") header = e.header;
+    else if (e.kind === "begin" && e.begin.part === "queue") {
+      parts.push({ index: e.index, queue: e.begin.queue!, type: e.begin.type ?? "classic", messages: 0 });
+    } else if (e.kind === "line") {
+      const part = parts.at(-1);
+      if (part?.index === e.index) part.messages++;
+      else definitionsLine = e.bytes;
+    } else if (e.kind === "end" && e.end.part === "definitions") {
+      definitionsSum = e.end.sha256;
+      if (!definitionsLine) throw new InputError(`${path}: the definitions part is empty`);
+      try {
+        definitions = definitionsOf(toPlain(parseExact(decoder.decode(definitionsLine))), "api");
+      } catch {
+        throw new InputError(`${path}: part ${e.index} (definitions) is not JSON definitions`);
+      }
+    }
+  }
+  if (!header) throw new InputError(`${path} is not a kmq export`);
+  return { header, definitions, parts, exportId: `${header.created} ${definitionsSum}` };
+}
+
+export async function runImport(o: ImportOptions, io: ImportIo): Promise<void> {
+  const checked = await checkFile(o.file);
+  if (!checked.definitions) throw new InputError(`${o.file} holds no definitions part`);
+  const defs = transformed(checked.definitions, o.transform, io.log);
+  const client = await connect({ broker: o.broker, name: "kmq import", log: io.log });
+  try {
+    const target = `${brokerIdentity(client).replace("\u0000", " vhost ")}`;
+    const progress = await ImportProgress.load(
+      o.progress ?? `${o.file}.import-progress`,
+      checked.exportId,
+      target,
+    );
+    if (progress.state.done) {
+      io.log.warn(
+        `${o.file} was imported into ${target} already (${progress.path} says so): remove that file to import again`,
+      );
+      return;
+    }
+    const policies = o.policies ? await importPolicies(o.broker, defs) : 0;
+    const depths = await declareDefinitions(client, defs);
+    io.log.warn(
+      `declared ${defs.exchanges.filter((e) => !String(e.name).startsWith("amq.")).length} exchange(s), ` +
+        `${defs.queues.length} queue(s), ${defs.bindings.length} binding(s)` +
+        (o.policies ? `, ${policies} polic${policies === 1 ? "y" : "ies"}` : " (policies left out: --no-policies)"),
+    );
+    if (!o.messages) return;
+    const parts = selectedParts(checked.parts, o.transform);
+    if (!progress.resumed) await startFresh(progress, parts, depths, o);
+    else await noteResume(progress, parts, io.log);
+    await publishParts({ o, io, client, parts, progress, depths, checked });
+    progress.state.done = true;
+    await progress.save();
+  } finally {
+    await closeQuietly(client);
+  }
+}
+
+/** The parts to publish, each with the name its queue has on the target. */
+function selectedParts(parts: QueuePart[], t: Transform): (QueuePart & { target: string })[] {
+  const only = new Set(t.only);
+  return parts.filter((p) => only.size === 0 || only.has(p.queue))
+    .map((p) => ({ ...p, target: t.renames.get(p.queue) ?? p.queue }));
+}
+
+/**
+ * A first import adds to empty queues only (unless --append): messages already there would be
+ * mixed with the imported ones. What each queue held is recorded, for a resume to count against.
+ */
+async function startFresh(
+  progress: ImportProgress,
+  parts: (QueuePart & { target: string })[],
+  depths: Depths,
+  o: ImportOptions,
+): Promise<void> {
+  for (const p of parts) {
+    const held = depths.get(p.target)?.messages ?? 0;
+    if (held > 0 && !o.append && p.type !== "stream") {
+      throw new UsageError(
+        `queue '${p.target}' on the target already holds ${held} message(s): the import would add ` +
+          `${p.messages} behind them; empty it first, or give --append to add anyway`,
+      );
+    }
+    progress.state.before.set(p.queue, held);
+  }
+  await progress.save();
+}
+
+async function noteResume(progress: ImportProgress, parts: QueuePart[], log: Log): Promise<void> {
+  const done = parts.reduce((n, p) => n + (progress.state.confirmed.get(p.queue) ?? 0), 0);
+  const all = parts.reduce((n, p) => n + p.messages, 0);
+  log.warn(
+    `resuming the import recorded in ${progress.path}: ${done} of ${all} message(s) were confirmed; ` +
+      `carrying on from there (at most ${RESUME_BOUND} per queue may have been sent after the last record)`,
+  );
+}
+
