@@ -164,14 +164,18 @@ export function putJson(api: ManagementApi, path: string, body: string): Promise
         reject(
           new KmqError(
             status === 401 ? ExitCode.accessRefused : ExitCode.brokerRefused,
-            `the management API at ${api.display} refused ${path.replace(/\/.*$/, "")}: ${reason.slice(0, 300)}`,
+            `the management API at ${api.display} refused ${path.replace(/\/.*$/, "")}: ${
+              reason.slice(0, 300)
+            }`,
           ),
         );
       });
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
-    req.on("error", (err: Error & { code?: string }) =>
-      reject(unreachable(api, err.code === "ECONNREFUSED" ? "connection refused" : err.message))
+    req.on(
+      "error",
+      (err: Error & { code?: string }) =>
+        reject(unreachable(api, err.code === "ECONNREFUSED" ? "connection refused" : err.message)),
     );
     req.end(body);
   });

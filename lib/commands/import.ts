@@ -31,7 +31,11 @@ export function defineImport(program: Command, done: Done): void {
       "import this queue only, by its name in the file (repeatable); default: all",
       (v: string, prev: string[] | undefined) => [...(prev ?? []), shortString("--queue")(v)],
     )
-    .option("--rename <old=new>", "give a queue or exchange another name on the target (repeatable)", renameOf)
+    .option(
+      "--rename <old=new>",
+      "give a queue or exchange another name on the target (repeatable)",
+      renameOf,
+    )
     .addOption(
       new Option("--queue-type <type>", "turn the classic queues into this type on the way in").choices(
         ["quorum"] as const,

@@ -31,6 +31,13 @@ export class DeliveryPump {
     wake?.();
   };
 
+  /** Wakes a reader waiting in next() (the feed ended). */
+  wakeReader(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
   get waiting(): number {
     return this.pending.length - this.head;
   }

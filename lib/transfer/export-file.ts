@@ -157,8 +157,15 @@ export async function* readExportFile(path: string): AsyncGenerator<FileEvent> {
   try {
     for await (const line of fromLines(stream, MAX_LINE)) {
       lineNo++;
-      if (line.unterminated) throw new InputError(`${where(lineNo)} is cut off: the file is truncated`);
-      if (finished) throw new InputError(`${where(lineNo)} follows the file's last line: the file is damaged`);
+      if (line.unterminated) {
+        const inPart = open
+          ? `${partName(index, open.begin)} is cut off at line ${lineNo}`
+          : `line ${lineNo} is cut off`;
+        throw new InputError(`${path}: ${inPart}: the file is truncated (nothing from this part is used)`);
+      }
+      if (finished) {
+        throw new InputError(`${where(lineNo)} follows the file's last line: the file is damaged`);
+      }
       if (lineNo === 1) {
         yield { kind: "header", header: checkHeader(jsonLine(line.bytes, where(1)), path) };
         continue;
@@ -205,7 +212,9 @@ export async function* readExportFile(path: string): AsyncGenerator<FileEvent> {
   if (lineNo === 0) throw new InputError(`${path} is empty: it is not a kmq export`);
   if (open) {
     throw new InputError(
-      `${path}: ${partName(index, open.begin)} has no end line: the file is truncated (nothing from it is used)`,
+      `${path}: ${
+        partName(index, open.begin)
+      } has no end line: the file is truncated (nothing from it is used)`,
     );
   }
   if (!finished) throw new InputError(`${path} has no last line: the file is truncated after part ${index}`);

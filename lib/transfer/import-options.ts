@@ -48,4 +48,3 @@ export function checkNotStopped(stop: AbortSignal, what: string): void {
     `stopped by ${signal}: ${what}; run the same command again to carry on`,
   );
 }
-

@@ -12,17 +12,16 @@ export interface ProgressState {
   exportId: string;
   /** Which broker and vhost it goes to. */
   target: string;
-  /** Queue name in the file → messages confirmed (the first n of its part). */
+  /** Queue name on the target → messages of its part confirmed (the first n). */
   confirmed: Map<string, number>;
-  /** Queue name in the file → messages its target queue held before the import began. */
+  /** Queue name on the target → messages it held before the import began. */
   before: Map<string, number>;
-  done: boolean;
 }
 
 export class ImportProgress {
   private saving: Promise<void> = Promise.resolve();
 
-  private constructor(readonly path: string, readonly state: ProgressState, readonly resumed: boolean) {}
+  private constructor(readonly path: string, readonly state: ProgressState) {}
 
   /** The progress recorded for this export and target, or a fresh one; another's is exit 2. */
   static async load(path: string, exportId: string, target: string): Promise<ImportProgress> {
@@ -33,10 +32,14 @@ export class ImportProgress {
       if ((err as { code?: string }).code !== "ENOENT") {
         throw new UsageError(`cannot read the progress file ${path}: ${(err as Error).message}`);
       }
-      const fresh = { exportId, target, confirmed: new Map(), before: new Map(), done: false };
-      return new ImportProgress(path, fresh, false);
+      return new ImportProgress(path, { exportId, target, confirmed: new Map(), before: new Map() });
     }
-    let v: { export_id?: string; target?: string; confirmed?: [string, number][]; before?: [string, number][]; done?: boolean };
+    let v: {
+      export_id?: string;
+      target?: string;
+      confirmed?: [string, number][];
+      before?: [string, number][];
+    };
     try {
       v = JSON.parse(text);
     } catch {
@@ -58,9 +61,8 @@ export class ImportProgress {
       target,
       confirmed: new Map(v.confirmed ?? []),
       before: new Map(v.before ?? []),
-      done: v.done === true,
     };
-    return new ImportProgress(path, state, true);
+    return new ImportProgress(path, state);
   }
 
   /** Saves the state as it is now (saves run one after another, the latest last). */
@@ -71,7 +73,6 @@ export class ImportProgress {
       target: this.state.target,
       confirmed: [...this.state.confirmed],
       before: [...this.state.before],
-      done: this.state.done,
     }) + "\n";
     this.saving = this.saving.then(() => writeAtomically(this.path, text));
     return this.saving;

@@ -93,7 +93,10 @@ export type Depths = Map<string, { messages: number; consumers: number }>;
 /** Declares exchanges, queues, then bindings; a conflict is exit 6 naming the entity. */
 export async function declareDefinitions(client: AMQPClient, defs: VhostDefinitions): Promise<Depths> {
   const depths: Depths = new Map();
-  const step = async <T>(what: string, act: (ch: Awaited<ReturnType<AMQPClient["channel"]>>) => Promise<T>) => {
+  const step = async <T>(
+    what: string,
+    act: (ch: Awaited<ReturnType<AMQPClient["channel"]>>) => Promise<T>,
+  ) => {
     const ch = await client.channel();
     try {
       return await act(ch);
@@ -132,10 +135,13 @@ export async function declareDefinitions(client: AMQPClient, defs: VhostDefiniti
     const [source, destination, key] = [String(b.source), String(b.destination), String(b.routing_key ?? "")];
     if (source === "") continue; // the default exchange's bindings are implicit
     const what = `binding ${source} → ${b.destination_type} ${destination} ('${key}') could not be made`;
-    await step(what, (ch) =>
-      b.destination_type === "exchange"
-        ? ch.exchangeBind(destination, source, key, argumentsOf(b))
-        : ch.queueBind(destination, source, key, argumentsOf(b)));
+    await step(
+      what,
+      (ch) =>
+        b.destination_type === "exchange"
+          ? ch.exchangeBind(destination, source, key, argumentsOf(b))
+          : ch.queueBind(destination, source, key, argumentsOf(b)),
+    );
   }
   return depths;
 }

@@ -13,7 +13,7 @@ import { liveLine, perSecond } from "../term/progress.ts";
 import { readExportFile } from "./export-file.ts";
 import type { Depths } from "./import-topology.ts";
 import type { ImportProgress } from "./import-progress.ts";
-import { checkNotStopped, type CheckedFile, type ImportIo, type ImportOptions, type QueuePart } from "./import-options.ts";
+import { checkNotStopped, type ImportIo, type ImportOptions, type QueuePart } from "./import-options.ts";
 
 /** Messages sent past the last recorded confirm at most: the most a kill can duplicate. */
 export const RESUME_BOUND = 2000;
@@ -27,11 +27,11 @@ type Part = QueuePart & { target: string };
 export interface PublishContext {
   o: ImportOptions;
   io: ImportIo;
-  client: unknown;
   parts: Part[];
   progress: ImportProgress;
   depths: Depths;
-  checked: CheckedFile;
+  /** The target queues whose import is resumed (their progress was recorded). */
+  resumed: Set<string>;
 }
 
 /** The first n of a part confirmed, from confirms that may come out of order. */
@@ -47,10 +47,12 @@ class Watermark {
 
 /** Where a part starts: after what was recorded, and after what a resume finds already there. */
 function startOf(ctx: PublishContext, p: Part): { start: number; found: number; unsure: boolean } {
-  const recorded = ctx.progress.state.confirmed.get(p.queue) ?? 0;
-  if (!ctx.progress.resumed || recorded >= p.messages) return { start: recorded, found: 0, unsure: false };
+  const recorded = ctx.progress.state.confirmed.get(p.target) ?? 0;
+  if (!ctx.resumed.has(p.target) || recorded >= p.messages) {
+    return { start: recorded, found: 0, unsure: false };
+  }
   const depth = ctx.depths.get(p.target);
-  const before = ctx.progress.state.before.get(p.queue) ?? 0;
+  const before = ctx.progress.state.before.get(p.target) ?? 0;
   const extra = depth === undefined ? -1 : depth.messages - before - recorded;
   // only a queue nobody reads from counts what arrived: a stream's count is not its messages
   const countable = p.type !== "stream" && depth?.consumers === 0;
@@ -89,7 +91,7 @@ export async function publishParts(ctx: PublishContext): Promise<void> {
   const record = async () => {
     if (!part) return;
     const upTo = part.mark.upTo;
-    progress.state.confirmed.set(part.p.queue, upTo);
+    progress.state.confirmed.set(part.p.target, upTo);
     const saved = part;
     await progress.save();
     saved.recorded = Math.max(saved.recorded, upTo);
@@ -173,7 +175,7 @@ function summary(ctx: PublishContext, sent: number, found: number, unsure: numbe
     `imported ${parts.reduce((n, p) => n + p.messages, 0)} message(s) into ${parts.length} queue(s); ` +
       `sent ${sent} this run (${perSecond(sent, started)} msg/s)`,
   );
-  if (ctx.progress.resumed) {
+  if (ctx.resumed.size > 0) {
     io.log.warn(
       found > 0 || unsure === 0
         ? `resumed: ${found} message(s) sent before the stop were found in their queues and not sent again; ` +

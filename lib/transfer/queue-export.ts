@@ -22,6 +22,7 @@ import { DeliveryError, ExitCode, KmqError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
 import type { BatchedFile } from "./batched-file.ts";
 import { DeliveryPump } from "./delivery-pump.ts";
+import { GetFeed } from "./get-feed.ts";
 import type { PartFramer } from "./export-file.ts";
 
 export interface QueueReadOptions {
@@ -100,14 +101,17 @@ async function pumpQueue(
   pump: DeliveryPump,
   count: number,
   handle: (msg: AMQPMessage) => Promise<void> | void,
+  feed?: GetFeed,
 ): Promise<number> {
   let taken = 0;
   while (taken < count) {
     if (o.stop.aborted) throw stopped(o);
     if (ch.closed) throw new KmqError(ExitCode.unreachable, `the channel reading queue '${o.queue}' closed`);
+    if (feed?.ended && pump.waiting === 0) break;
     const msg = await pump.next(QUIET_MS, o.stop);
     if (!msg) {
       if (o.stop.aborted) throw stopped(o);
+      if (feed) continue;
       if (Date.now() - pump.lastAt >= QUIET_MS && await readyCount(o.client, o.queue) === 0) break;
       continue;
     }
@@ -149,23 +153,27 @@ async function holdQueue(o: QueueReadOptions, atStart: number): Promise<QueueRea
 async function drainQueue(o: QueueReadOptions, atStart: number): Promise<QueueReadResult> {
   const ch = await o.client.channel();
   const pump = new DeliveryPump(o.client);
-  let unacked: AMQPMessage | undefined;
-  let since = 0;
+  // a quorum queue counts what goes back: only what is asked for is taken
+  const feed = o.type === "quorum" ? new GetFeed(ch, o.queue, atStart, pump) : undefined;
+  let written: AMQPMessage[] = [];
   const settle = async () => {
-    if (!unacked) return;
+    const last = written.at(-1);
+    if (!last) return;
     await o.file.sync(); // on disk before the broker forgets them
-    await ch.basicAck(unacked.deliveryTag, true);
-    unacked = undefined;
-    since = 0;
+    await (feed ? Promise.all(written.map((m) => m.ack())) : last.ack(true));
+    written = [];
   };
   try {
-    await ch.basicQos(DRAIN_BATCH * 2);
-    await ch.basicConsume(o.queue, { noAck: false }, pump.push);
+    if (feed) feed.start();
+    else {
+      await ch.basicQos(DRAIN_BATCH * 2);
+      await ch.basicConsume(o.queue, { noAck: false }, pump.push);
+    }
     const messages = await pumpQueue(o, ch, pump, atStart, async (m) => {
       writeRecord(o, m);
-      unacked = m;
-      if (++since >= DRAIN_BATCH || pump.waiting === 0) await settle();
-    });
+      written.push(m);
+      if (written.length >= DRAIN_BATCH || pump.waiting === 0) await settle();
+    }, feed);
     await settle();
     return { messages, atStart };
   } finally {
@@ -188,10 +196,10 @@ async function rotateQueue(o: QueueReadOptions, atStart: number): Promise<QueueR
   await publisher.open();
   const ch = await o.client.channel();
   const pump = new DeliveryPump(o.client);
+  const feed = new GetFeed(ch, o.queue, atStart, pump);
   let acked = 0;
   try {
-    await ch.basicQos(1000);
-    await ch.basicConsume(o.queue, { noAck: false }, pump.push);
+    feed.start();
     const messages = await pumpQueue(o, ch, pump, atStart, async (m) => {
       writeRecord(o, m);
       await publisher.publish({
@@ -203,7 +211,7 @@ async function rotateQueue(o: QueueReadOptions, atStart: number): Promise<QueueR
         // the original goes only once its copy is at the tail
         settled: (delivered) => delivered && void m.ack().then(() => acked++, () => {}),
       });
-    });
+    }, feed);
     await publisher.drain();
     publisher.check();
     return { messages, atStart };
@@ -218,7 +226,9 @@ async function rotateQueue(o: QueueReadOptions, atStart: number): Promise<QueueR
     pump.release();
     await publisher.close();
     await ch.close().catch(() => {});
-    if (acked < pump.received) o.log.info(`${pump.received - acked} message(s) of '${o.queue}' went back unrotated`);
+    if (acked < pump.received) {
+      o.log.info(`${pump.received - acked} message(s) of '${o.queue}' went back unrotated`);
+    }
   }
 }
 

@@ -6,11 +6,18 @@
  */
 import { brokerIdentity } from "../amqp/client-fixes.ts";
 import { type BrokerOptions, closeQuietly, connect } from "../amqp/connection.ts";
+import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { parseExact, toPlain } from "../messages/exact-json.ts";
 import { InputError, UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
 import { type ExportHeader, readExportFile } from "./export-file.ts";
-import { declareDefinitions, type Depths, importPolicies, type Transform, transformed } from "./import-topology.ts";
+import {
+  declareDefinitions,
+  type Depths,
+  importPolicies,
+  type Transform,
+  transformed,
+} from "./import-topology.ts";
 import { ImportProgress } from "./import-progress.ts";
 import type { CheckedFile, ImportIo, ImportOptions, QueuePart } from "./import-options.ts";
 import { publishParts, RESUME_BOUND } from "./publish-parts.ts";
@@ -61,26 +68,31 @@ export async function runImport(o: ImportOptions, io: ImportIo): Promise<void> {
       checked.exportId,
       target,
     );
-    if (progress.state.done) {
+    const parts = selectedParts(checked.parts, o.transform);
+    const { confirmed } = progress.state;
+    if (o.messages && parts.length > 0 && parts.every((p) => (confirmed.get(p.target) ?? -1) >= p.messages)) {
       io.log.warn(
         `${o.file} was imported into ${target} already (${progress.path} says so): remove that file to import again`,
       );
       return;
     }
+    const fresh = parts.filter((p) => !confirmed.has(p.target));
+    // refused before anything is declared: a queue holding messages would mix them with the import
+    if (o.messages && !o.append) await refuseNonEmpty(client, fresh);
     const policies = o.policies ? await importPolicies(o.broker, defs) : 0;
     const depths = await declareDefinitions(client, defs);
     io.log.warn(
       `declared ${defs.exchanges.filter((e) => !String(e.name).startsWith("amq.")).length} exchange(s), ` +
         `${defs.queues.length} queue(s), ${defs.bindings.length} binding(s)` +
-        (o.policies ? `, ${policies} polic${policies === 1 ? "y" : "ies"}` : " (policies left out: --no-policies)"),
+        (o.policies
+          ? `, ${policies} polic${policies === 1 ? "y" : "ies"}`
+          : " (policies left out: --no-policies)"),
     );
     if (!o.messages) return;
-    const parts = selectedParts(checked.parts, o.transform);
-    if (!progress.resumed) await startFresh(progress, parts, depths, o);
-    else await noteResume(progress, parts, io.log);
-    await publishParts({ o, io, client, parts, progress, depths, checked });
-    progress.state.done = true;
-    await progress.save();
+    const resumed = new Set(parts.filter((p) => confirmed.has(p.target)).map((p) => p.target));
+    if (resumed.size > 0) noteResume(progress, parts, io.log);
+    await recordStart(progress, fresh, depths);
+    await publishParts({ o, io, parts, progress, depths, resumed });
   } finally {
     await closeQuietly(client);
   }
@@ -93,35 +105,40 @@ function selectedParts(parts: QueuePart[], t: Transform): (QueuePart & { target:
     .map((p) => ({ ...p, target: t.renames.get(p.queue) ?? p.queue }));
 }
 
-/**
- * A first import adds to empty queues only (unless --append): messages already there would be
- * mixed with the imported ones. What each queue held is recorded, for a resume to count against.
- */
-async function startFresh(
-  progress: ImportProgress,
-  parts: (QueuePart & { target: string })[],
-  depths: Depths,
-  o: ImportOptions,
-): Promise<void> {
+/** A first import adds to empty queues only, unless --append. */
+async function refuseNonEmpty(client: AMQPClient, parts: (QueuePart & { target: string })[]): Promise<void> {
   for (const p of parts) {
-    const held = depths.get(p.target)?.messages ?? 0;
-    if (held > 0 && !o.append && p.type !== "stream") {
+    if (p.type === "stream") continue;
+    const ch = await client.channel();
+    const held = await ch.queueDeclare(p.target, { passive: true }).then((ok) => ok.messageCount, () => 0);
+    await ch.close().catch(() => {});
+    if (held > 0) {
       throw new UsageError(
         `queue '${p.target}' on the target already holds ${held} message(s): the import would add ` +
           `${p.messages} behind them; empty it first, or give --append to add anyway`,
       );
     }
-    progress.state.before.set(p.queue, held);
+  }
+}
+
+/** What each queue held when the import began, for a resume to count against. */
+async function recordStart(
+  progress: ImportProgress,
+  parts: (QueuePart & { target: string })[],
+  depths: Depths,
+): Promise<void> {
+  for (const p of parts) {
+    progress.state.before.set(p.target, depths.get(p.target)?.messages ?? 0);
+    progress.state.confirmed.set(p.target, 0);
   }
   await progress.save();
 }
 
-async function noteResume(progress: ImportProgress, parts: QueuePart[], log: Log): Promise<void> {
-  const done = parts.reduce((n, p) => n + (progress.state.confirmed.get(p.queue) ?? 0), 0);
+function noteResume(progress: ImportProgress, parts: (QueuePart & { target: string })[], log: Log): void {
+  const done = parts.reduce((n, p) => n + (progress.state.confirmed.get(p.target) ?? 0), 0);
   const all = parts.reduce((n, p) => n + p.messages, 0);
   log.warn(
     `resuming the import recorded in ${progress.path}: ${done} of ${all} message(s) were confirmed; ` +
       `carrying on from there (at most ${RESUME_BOUND} per queue may have been sent after the last record)`,
   );
 }
-

@@ -25,7 +25,9 @@ export interface VhostDefinitions {
 }
 
 const objects = (v: PlainValue | undefined): PlainObject[] =>
-  Array.isArray(v) ? v.filter((x): x is PlainObject => x !== null && typeof x === "object" && !Array.isArray(x)) : [];
+  Array.isArray(v)
+    ? v.filter((x): x is PlainObject => x !== null && typeof x === "object" && !Array.isArray(x))
+    : [];
 
 /** A definitions object from JSON data (an export's definitions line, or the API's answer). */
 export function definitionsOf(v: PlainValue, from: "api" | "amqp"): VhostDefinitions {
@@ -73,7 +75,9 @@ export async function readDefinitions(
   } catch (err) {
     if (!(err instanceof KmqError) || err.exitCode !== ExitCode.unreachable || chosen.length === 0) throw err;
     log.warn(
-      `${err.message.replace(/: enable it.*$/, "")}: exporting the queues named with --queue, their types and ` +
+      `${
+        err.message.replace(/: enable it.*$/, "")
+      }: exporting the queues named with --queue, their types and ` +
         "arguments learned over AMQP (no exchanges, bindings or policies)",
     );
     defs = definitionsOf({ queues: [], exchanges: [], bindings: [], policies: [] }, "amqp");
@@ -88,7 +92,10 @@ async function queueOverAmqp(client: AMQPClient, name: string): Promise<PlainObj
   try {
     await ch.queueDeclare(name, { passive: true });
   } catch {
-    throw new KmqError(ExitCode.brokerRefused, `queue '${name}' does not exist: check the name and the vhost`);
+    throw new KmqError(
+      ExitCode.brokerRefused,
+      `queue '${name}' does not exist: check the name and the vhost`,
+    );
   } finally {
     await ch.close().catch(() => {});
   }

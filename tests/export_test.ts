@@ -1,0 +1,277 @@
+/**
+ * kmq export and kmq import on the shared broker (no management API there: the queues are named
+ * with --queue and learned over AMQP): the source keeps its messages and order, a kill -9 of an
+ * import at three points loses nothing and duplicates no more than it reports, a damaged file
+ * publishes nothing, and the refusals name their fix.
+ */
+import type { AMQPClient } from "@cloudamqp/amqp-client";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assertFailure, drain, queueDepth, run, Running, sleep, unique, withCleanup } from "./helpers.ts";
+import { linesOf, numbered, tally } from "./tally.ts";
+
+async function tmpFile(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "kmq-export-" });
+  return `${dir}/export.kmq`;
+}
+
+async function fill(queue: string, n: number, extra: string[] = []): Promise<void> {
+  const r = await run(["produce", "-e", "", "-r", queue, "-q", queue, "--lines", ...extra], {
+    stdin: numbered(1, n),
+  });
+  assertEquals(r.code, 0, r.stderr);
+}
+
+/** Every body of the queue, in order, taken off it. */
+async function bodies(client: AMQPClient, queue: string): Promise<string[]> {
+  const r = await run(["consume", "-q", queue, "--no-declare", "--exit-at-end"]);
+  assertEquals(r.code, 0, r.stderr);
+  void client;
+  return linesOf(r.stdout);
+}
+
+Deno.test("export leaves a classic and a quorum queue as they were (order, count, no delivery counted); import copies them in order", async () => {
+  const [classic, quorum, copyC, copyQ] = [
+    unique("kmq-exc"),
+    unique("kmq-exq"),
+    unique("kmq-exc2"),
+    unique("kmq-exq2"),
+  ];
+  const file = await tmpFile();
+  await withCleanup({ queues: [classic, quorum, copyC, copyQ] }, async (client) => {
+    await fill(classic, 3000);
+    await fill(quorum, 3000, ["--queue-type", "quorum", "--delivery-limit", "2"]);
+    // three exports of a quorum queue whose delivery limit is 2: a requeue each time would drop them
+    for (let i = 0; i < 3; i++) {
+      const r = await run(["export", "--force", "-q", classic, "-q", quorum, file]);
+      assertEquals(r.code, 0, r.stderr);
+      assertMatch(
+        r.stderr,
+        new RegExp(`queue '${classic}' \\(classic\\): 3000 message\\(s\\).*put back in order`),
+      );
+      assertMatch(
+        r.stderr,
+        new RegExp(`queue '${quorum}' \\(quorum\\): 3000 message\\(s\\).*sent round the queue once`),
+      );
+    }
+    const imported = await run([
+      "import",
+      "--rename",
+      `${classic}=${copyC}`,
+      "--rename",
+      `${quorum}=${copyQ}`,
+      file,
+    ]);
+    assertEquals(imported.code, 0, imported.stderr);
+    assertMatch(imported.stderr, /imported 6000 message\(s\) into 2 queue\(s\)/);
+    // no message of the quorum queue was given back: the broker counted no delivery
+    const dump = await run(["consume", "-q", quorum, "--no-declare", "--exit-at-end", "-o", "json"]);
+    assertEquals(dump.code, 0, dump.stderr);
+    const records = linesOf(dump.stdout).map((l) => JSON.parse(l));
+    assertEquals(records.filter((r) => r.properties.headers?.["x-delivery-count"] !== undefined).length, 0);
+    assertEquals(records.map((r) => r.body), linesOf(numbered(1, 3000)), "the quorum queue's order");
+    const want = linesOf(numbered(1, 3000));
+    for (const q of [classic, copyC, copyQ]) assertEquals(await bodies(client, q), want, q);
+  });
+});
+
+Deno.test("a stream is exported from its first offset and stays; --drain empties a queue into a synced file", async () => {
+  const [stream, q, copyS, copyQ] = [
+    unique("kmq-exs"),
+    unique("kmq-exd"),
+    unique("kmq-exs2"),
+    unique("kmq-exd2"),
+  ];
+  const file = await tmpFile();
+  await withCleanup({ queues: [stream, q, copyS, copyQ] }, async (client) => {
+    await fill(stream, 2000, ["--queue-type", "stream"]);
+    await fill(q, 2000);
+    const r = await run(["export", "--drain", "-q", stream, "-q", q, file]);
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /taken off the queue \(--drain\)/);
+    assertEquals(await queueDepth(client, q), 0, "--drain took the messages");
+    const imported = await run([
+      "import",
+      "--rename",
+      `${stream}=${copyS}`,
+      "--rename",
+      `${q}=${copyQ}`,
+      file,
+    ]);
+    assertEquals(imported.code, 0, imported.stderr);
+    assertEquals(await bodies(client, copyQ), linesOf(numbered(1, 2000)));
+    for (const s of [stream, copyS]) {
+      const read = await run(["consume", "-q", s, "--no-declare", "--offset", "first", "--exit-at-end"]);
+      assertEquals(read.code, 0, read.stderr);
+      assertEquals(linesOf(read.stdout), linesOf(numbered(1, 2000)), s);
+    }
+  });
+});
+
+Deno.test("import killed -9 at three points, then run again: nothing lost, duplicates within what it reports", async () => {
+  const [source, target] = [unique("kmq-exk"), unique("kmq-exk2")];
+  const n = 40_000;
+  const file = await tmpFile();
+  await withCleanup({ queues: [source, target] }, async (client) => {
+    await fill(source, n);
+    const e = await run(["export", "-q", source, file]);
+    assertEquals(e.code, 0, e.stderr);
+    const args = ["import", "--rename", `${source}=${target}`, file];
+    const killedAt: number[] = [];
+    for (const point of [0.15, 0.45, 0.75]) {
+      const running = new Running(args);
+      const deadline = Date.now() + 60_000;
+      while (Math.max(0, await queueDepth(client, target)) < n * point && Date.now() < deadline) {
+        await sleep(5);
+      }
+      running.kill("SIGKILL");
+      const r = await running.result();
+      assertEquals(r.code, 137, `killed mid-import: ${r.stderr}`);
+      killedAt.push(await queueDepth(client, target));
+    }
+    assert(
+      killedAt.every((d, i) => d < n && (i === 0 || d > killedAt[i - 1]!)),
+      `kills landed mid-import: ${killedAt}`,
+    );
+    const last = await run(args, { timeoutMs: 120_000 });
+    assertEquals(last.code, 0, last.stderr);
+    assertMatch(last.stderr, /resuming the import/);
+    const reported = /duplicates: (?:at most )?(\d+)/.exec(last.stderr);
+    assert(reported, `the resume says how many could be duplicates: ${last.stderr}`);
+    const got = await bodies(client, target);
+    const t = tally(n, got);
+    assertEquals(t.lost, 0, "nothing lost");
+    assert(
+      t.duplicated <= Number(reported[1]),
+      `${t.duplicated} duplicates, reported at most ${reported[1]}`,
+    );
+    // in order, each duplicate aside
+    const firsts = got.filter((b, i) => got.indexOf(b) === i);
+    assertEquals(firsts, linesOf(numbered(1, n)));
+    const again = await run(args);
+    assertEquals(again.code, 0, again.stderr);
+    assertMatch(again.stderr, /imported into .* already/);
+    assertEquals(await queueDepth(client, target), 0, "a finished import is not repeated");
+  });
+});
+
+/** Rewrites one line of the file (0-based) with `change`. */
+async function damage(file: string, to: string, change: (lines: string[]) => void): Promise<void> {
+  const lines = (await Deno.readTextFile(file)).split("\n");
+  change(lines);
+  await Deno.writeTextFile(to, lines.join("\n"));
+}
+
+Deno.test("a damaged, cut or foreign file is exit 3 naming the part, and nothing is declared or published", async () => {
+  const [a, b, target] = [unique("kmq-exa"), unique("kmq-exb"), unique("kmq-ext")];
+  const file = await tmpFile();
+  await withCleanup({ queues: [a, b, target] }, async (client) => {
+    await fill(a, 50);
+    await fill(b, 50);
+    const e = await run(["export", "-q", a, "-q", b, file]);
+    assertEquals(e.code, 0, e.stderr);
+    const bad = `${file}.bad`;
+    const cases: [string, (l: string[]) => void, RegExp][] = [
+      [
+        "a body changed",
+        (l) => (l[60] = l[60]!.replace(/"body":"\d/, '"body":"x')),
+        /part 3 \(queue '.*'\) fails its SHA-256/,
+      ],
+      ["a record removed", (l) => l.splice(10, 1), /part 2 \(queue '.*'\) holds 49 lines/],
+      [
+        "cut mid-line",
+        (l) => (l.splice(70), l.push(l.pop()!.slice(0, 20))),
+        /part 3 \(queue '.*'\) is cut off at line 70: the file is truncated/,
+      ],
+      [
+        "cut after a line",
+        (l) => (l.splice(70), l.push("")),
+        /part 3 \(queue '.*'\) has no end line: the file is truncated/,
+      ],
+      ["no last line", (l) => l.splice(l.length - 2, 1), /has no last line: the file is truncated/],
+      [
+        "definitions changed",
+        (l) => (l[2] = l[2]!.replace('"durable":true', '"durable":false')),
+        /part 1 \(definitions\) fails/,
+      ],
+      ["not an export", (l) => l.splice(0, 1), /not a kmq export/],
+    ];
+    for (const [what, change, pattern] of cases) {
+      await damage(file, bad, change);
+      const r = await run([
+        "import",
+        "--rename",
+        `${a}=${target}`,
+        "--rename",
+        `${b}=${target}`,
+        "--progress",
+        `${bad}.p`,
+        bad,
+      ]);
+      assertFailure(r, 3, pattern);
+      assertEquals(await queueDepth(client, target), -1, `${what}: nothing declared`);
+    }
+  });
+});
+
+Deno.test("import refuses a queue that holds messages (--append adds), another export's progress, and --queue-type quorum on what cannot be one", async () => {
+  const [src, prio, auto, target] = [
+    unique("kmq-exr"),
+    unique("kmq-exp"),
+    unique("kmq-exa"),
+    unique("kmq-ext"),
+  ];
+  const file = await tmpFile();
+  await withCleanup({ queues: [src, prio, auto, target, `${prio}-q`] }, async (client) => {
+    await fill(src, 10);
+    await fill(target, 5);
+    await fill(prio, 3, ["--queue-arg", "x-max-priority:=5"]);
+    const ch = await client.channel();
+    await ch.queueDeclare(auto, { durable: true, autoDelete: true });
+    const e = await run(["export", "-q", src, "-q", prio, "-q", auto, file]);
+    assertEquals(e.code, 0, e.stderr);
+    const into = ["--rename", `${src}=${target}`, "--queue", src];
+    assertFailure(await run(["import", ...into, file]), 2, /already holds 5 message\(s\).*--append/);
+    const appended = await run(["import", "--append", ...into, file]);
+    assertEquals(appended.code, 0, appended.stderr);
+    assertEquals(await queueDepth(client, target), 15);
+    // the same progress file for another export
+    const other = `${file}.other`;
+    await Deno.writeTextFile(
+      other,
+      (await Deno.readTextFile(file)).replace(/"created":"[^"]*"/, '"created":"x"'),
+    );
+    assertFailure(
+      await run(["import", "--progress", `${file}.import-progress`, ...into, other]),
+      2,
+      /belongs to another export: remove it/,
+    );
+    assertFailure(
+      await run(["import", "--queue-type", "quorum", "--queue", auto, "--rename", `${auto}=${auto}-q`, file]),
+      2,
+      new RegExp(`queue '${auto}' is auto-delete: a quorum queue cannot be`),
+    );
+    const migrated = await run([
+      "import",
+      "--queue-type",
+      "quorum",
+      "--queue",
+      prio,
+      "--rename",
+      `${prio}=${prio}-q`,
+      file,
+    ]);
+    assertEquals(migrated.code, 0, migrated.stderr);
+    assertMatch(migrated.stderr, /becomes a quorum queue without x-max-priority/);
+    const info = await run([
+      "consume",
+      "-q",
+      `${prio}-q`,
+      "--no-declare",
+      "--exit-at-end",
+      "--accept-delivery-count",
+    ]);
+    assertEquals(linesOf(info.stdout), ["1", "2", "3"], info.stderr);
+    assertFailure(await run(["import", "--rename", "x", file]), 2, /--rename 'x' is not OLD=NEW/);
+    assertFailure(await run(["export", "-q", src, file]), 2, /exists: choose another name, or give --force/);
+  });
+});
