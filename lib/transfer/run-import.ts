@@ -5,7 +5,7 @@
  * command resumes after a kill (import-progress.ts).
  */
 import { brokerIdentity } from "../amqp/client-fixes.ts";
-import { type BrokerOptions, closeQuietly, connect } from "../amqp/connection.ts";
+import { closeQuietly, connect } from "../amqp/connection.ts";
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { parseExact, toPlain } from "../messages/exact-json.ts";
 import { InputError, UsageError } from "../term/errors.ts";
