@@ -180,7 +180,9 @@ function summarize(o: ExportOptions, log: Log, defs: VhostDefinitions, done: Que
       }` + (defs.from === "amqp" ? " (queues only: no management API)" : ""),
   );
   for (const d of done) {
-    const what = o.drain && d.type !== "stream"
+    const what = d.messages === 0
+      ? "empty"
+      : o.drain && d.type !== "stream"
       ? "taken off the queue (--drain)"
       : d.type === "classic"
       ? `put back in order, held from other consumers for ${((d.heldMs ?? 0) / 1000).toFixed(1)} s`
