@@ -130,8 +130,17 @@ process.on("uncaughtException", (err) => {
   killRunningHandlers();
   process.exit(report(err, verbose));
 });
+let finished = false;
+// the event loop ran dry while the command still waited (a promise nothing can settle): that must
+// not pass for success, as it would with the runtime's silent exit 0
+process.on("beforeExit", () => {
+  if (finished) return;
+  process.stderr.write("kmq: the command stopped with work unfinished (a kmq bug: please report it)\n");
+  process.exit(ExitCode.unexpected);
+});
 // no top-level await: it keeps the bundle eligible for bun's precompiled bytecode (faster start)
 run(argv).catch((err) => report(err, verbose)).then((code) => {
+  finished = true;
   process.exitCode = code;
   // let stdout drain before leaving: a pipe may still hold the last messages
   const exit = () => process.exit(code);

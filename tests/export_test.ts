@@ -275,3 +275,97 @@ Deno.test("import refuses a queue that holds messages (--append adds), another e
     assertFailure(await run(["export", "-q", src, file]), 2, /exists: choose another name, or give --force/);
   });
 });
+
+Deno.test("Ctrl-C: an export puts back what it held and writes no file; an import records what was confirmed and carries on", async () => {
+  const [source, target] = [unique("kmq-exi"), unique("kmq-exi2")];
+  const n = 60_000;
+  const file = await tmpFile();
+  await withCleanup({ queues: [source, target] }, async (client) => {
+    await fill(source, n);
+    const exporting = new Running(["export", "-q", source, file], { setsid: true });
+    const deadline = Date.now() + 30_000;
+    // mid-export: part of the messages written (the file grows by 1 MiB batches)
+    const size = () => Deno.stat(`${file}.partial`).then((s) => s.size, () => 0);
+    while (await size() < 2 * 1024 * 1024 && Date.now() < deadline) await sleep(1);
+    await exporting.killGroup("SIGINT");
+    const stopped = await exporting.result();
+    assertEquals(stopped.code, 130, stopped.stderr);
+    assertMatch(
+      stopped.stderr,
+      /stopped by SIGINT while exporting queue .*: no file written; the messages taken went back/,
+    );
+    assertEquals(await Deno.stat(file).then(() => true, () => false), false, "no file written");
+    assertEquals(await Deno.stat(`${file}.partial`).then(() => true, () => false), false, "no partial left");
+    assertEquals(await queueDepth(client, source), n, "the source holds all its messages again");
+    const e = await run(["export", "--force", "-q", source, file]);
+    assertEquals(e.code, 0, e.stderr);
+    const importing = new Running(["import", "--rename", `${source}=${target}`, file], { setsid: true });
+    const until = Date.now() + 60_000;
+    while (Math.max(0, await queueDepth(client, target)) < n / 3 && Date.now() < until) await sleep(5);
+    await importing.killGroup("SIGINT");
+    const interrupted = await importing.result();
+    assertEquals(interrupted.code, 130, interrupted.stderr);
+    assertMatch(interrupted.stderr, /stopped by SIGINT: .* run the same command again to carry on/);
+    const rest = await run(["import", "--rename", `${source}=${target}`, file], { timeoutMs: 120_000 });
+    assertEquals(rest.code, 0, rest.stderr);
+    assertMatch(rest.stderr, /duplicates: 0/);
+    assertEquals(await bodies(client, target), linesOf(numbered(1, n)), "all, once, in order");
+    assertEquals(await bodies(client, source), linesOf(numbered(1, n)), "the source as it was");
+  });
+});
+
+Deno.test("export --drain killed -9: every message is in the queue or in the file, none lost", async () => {
+  const q = unique("kmq-exdk");
+  const n = 50_000;
+  const file = await tmpFile();
+  await withCleanup({ queues: [q] }, async (client) => {
+    await fill(q, n);
+    const draining = new Running(["export", "--drain", "-q", q, file]);
+    const deadline = Date.now() + 30_000;
+    while (await queueDepth(client, q) > n / 2 && Date.now() < deadline) await sleep(2);
+    draining.kill("SIGKILL");
+    assertEquals((await draining.result()).code, 137);
+    const text = await Deno.readTextFile(`${file}.partial`);
+    const written = linesOf(text).filter((l) => l.startsWith('{"exchange"')).map((l) =>
+      JSON.parse(l).body as string
+    );
+    const left = await bodies(client, q);
+    assert(
+      written.length > 0 && left.length > 0,
+      `killed mid-drain: ${written.length} written, ${left.length} left`,
+    );
+    const t = tally(n, [...written, ...left]);
+    assertEquals(t.lost, 0, "nothing lost");
+  });
+});
+
+Deno.test("import: a queue of another type on the target is exit 6 naming it; a name AMQP cannot carry is exit 3", async () => {
+  const [q, file] = [unique("kmq-exc"), await tmpFile()];
+  await withCleanup({ queues: [q, `${q}-qq`] }, async (client) => {
+    await fill(q, 3);
+    const e = await run(["export", "-q", q, file]);
+    assertEquals(e.code, 0, e.stderr);
+    const ch = await client.channel();
+    await ch.queueDeclare(`${q}-qq`, { durable: true }, { "x-queue-type": "quorum" });
+    assertFailure(
+      await run(["import", "--rename", `${q}=${q}-qq`, file]),
+      6,
+      new RegExp(`queue '${q}-qq' could not be declared on the target: .*x-queue-type.*--rename it`),
+    );
+    const long = `${file}.long`;
+    const text = await Deno.readTextFile(file);
+    // the same length everywhere, so only the name is wrong: rewrite the definitions part as kmq would
+    const lines = text.split("\n");
+    const defs = JSON.parse(lines[2]!);
+    defs.queues[0].name = "x".repeat(300);
+    lines[2] = JSON.stringify(defs);
+    const bytes = new TextEncoder().encode(lines[2] + "\n");
+    const sum = Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    lines[3] = JSON.stringify({ part: "definitions", end: true, lines: 1, bytes: bytes.length, sha256: sum });
+    await Deno.writeTextFile(long, lines.join("\n"));
+    assertFailure(await run(["import", "--no-messages", long]), 3, /longer than AMQP's 255 bytes/);
+  });
+});

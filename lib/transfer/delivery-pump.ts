@@ -10,6 +10,7 @@ export class DeliveryPump {
   private head = 0;
   private wake?: () => void;
   private paused = false;
+  private released = false;
   /** When the latest delivery came. */
   lastAt = Date.now();
   /** Deliveries taken so far. */
@@ -19,6 +20,8 @@ export class DeliveryPump {
 
   /** The consumer's callback. */
   readonly push = (msg: AMQPMessage): void => {
+    // after release nobody reads: what still comes goes back with the channel
+    if (this.released) return;
     this.pending.push(msg);
     this.received++;
     this.lastAt = Date.now();
@@ -71,8 +74,14 @@ export class DeliveryPump {
     return msg;
   }
 
-  /** Lets the socket read again (before the channel is closed: its close-ok must come in). */
+  /**
+   * Stops holding deliveries and lets the socket read again for good: before the channel is
+   * closed, its close-ok must come in behind whatever the broker still sends.
+   */
   release(): void {
+    this.released = true;
+    this.pending = [];
+    this.head = 0;
     if (this.paused) {
       this.paused = false;
       this.client.socket?.resume();

@@ -7,7 +7,7 @@ import type { AMQPClient } from "@cloudamqp/amqp-client";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import { managementApi, putJson } from "../amqp/management.ts";
 import { plainJson, type PlainObject } from "../messages/exact-json.ts";
-import { ExitCode, KmqError, showControls, UsageError } from "../term/errors.ts";
+import { ExitCode, InputError, KmqError, showControls, UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
 import { argumentsOf, nameOf, queueTypeOf, type VhostDefinitions } from "./vhost-definitions.ts";
 
@@ -26,6 +26,25 @@ const NOT_FOR_QUORUM = ["x-max-priority", "x-queue-mode", "x-queue-master-locato
 const EXCHANGE_ARGS = ["x-dead-letter-exchange", "alternate-exchange", "dead-letter-exchange"];
 
 const copy = (o: PlainObject): PlainObject => Object.assign(Object.create(null), o);
+
+/** A name AMQP cannot carry (over 255 bytes) is the file's fault: exit 3 naming it. */
+function checkNames(defs: VhostDefinitions): void {
+  const names = [
+    ...defs.exchanges.map(nameOf),
+    ...defs.queues.map(nameOf),
+    ...defs.bindings.flatMap((
+      b,
+    ) => [String(b.source ?? ""), String(b.destination ?? ""), String(b.routing_key ?? "")]),
+  ];
+  const long = names.find((n) => new TextEncoder().encode(n).length > 255);
+  if (long !== undefined) {
+    throw new InputError(
+      `the export names '${
+        showControls(long.slice(0, 40))
+      }…', longer than AMQP's 255 bytes: no broker holds it`,
+    );
+  }
+}
 
 export function transformed(defs: VhostDefinitions, t: Transform, log: Log): VhostDefinitions {
   const out = copy(defs as unknown as PlainObject) as unknown as VhostDefinitions;
@@ -60,6 +79,7 @@ export function transformed(defs: VhostDefinitions, t: Transform, log: Log): Vho
       x.destination = to(String(b.destination ?? ""));
       return x;
     });
+  checkNames(out);
   out.policies = defs.policies.map((p) => {
     const x = copy(p);
     const d = p.definition;

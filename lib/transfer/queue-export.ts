@@ -79,8 +79,11 @@ function stopped(o: QueueReadOptions): KmqError {
   const signal = String(o.stop.reason);
   return new KmqError(
     signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated,
-    `stopped by ${signal} while exporting queue '${o.queue}': ${o.file.path} is incomplete (an import refuses it)` +
-      (o.type === "classic" && !o.drain ? "; the messages taken went back to the queue in order" : ""),
+    `stopped by ${signal} while exporting queue '${o.queue}': ` +
+      (o.drain
+        ? `${o.file.path} holds what was taken off the queues so far (each written and synced before its ack)`
+        : "no file written; the messages taken went back to their queue" +
+          (o.type === "classic" ? " in order" : "")),
   );
 }
 
