@@ -9,7 +9,7 @@ import { type FileHandle, open } from "node:fs/promises";
 /** Bytes gathered before a write. */
 const BATCH = 1024 * 1024;
 /** Bytes waiting to be written past which the producer should pause. */
-const HIGH_WATER = 16 * 1024 * 1024;
+const HIGH_WATER = 8 * 1024 * 1024;
 
 export class BatchedFile {
   private pending: Uint8Array[] = [];

@@ -5,12 +5,17 @@
  */
 import type { AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 
+/** Body bytes waiting past which the socket is paused too (large messages). */
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+
 export class DeliveryPump {
   private pending: AMQPMessage[] = [];
   private head = 0;
   private wake?: () => void;
   private paused = false;
   private released = false;
+  /** Body bytes of the deliveries waiting. */
+  private bytes = 0;
   /** When the latest delivery came. */
   lastAt = Date.now();
   /** Deliveries taken so far. */
@@ -23,9 +28,10 @@ export class DeliveryPump {
     // after release nobody reads: what still comes goes back with the channel
     if (this.released) return;
     this.pending.push(msg);
+    this.bytes += msg.bodySize;
     this.received++;
     this.lastAt = Date.now();
-    if (!this.paused && this.waiting >= this.maxPending) {
+    if (!this.paused && (this.waiting >= this.maxPending || this.bytes >= MAX_PENDING_BYTES)) {
       this.paused = true;
       this.client.socket?.pause();
     }
@@ -62,12 +68,13 @@ export class DeliveryPump {
     }
     if (this.waiting === 0) return undefined;
     const msg = this.pending[this.head]!;
+    this.bytes -= msg.bodySize;
     this.pending[this.head++] = undefined as unknown as AMQPMessage;
     if (this.head > 4096 && this.head * 2 > this.pending.length) {
       this.pending = this.pending.slice(this.head);
       this.head = 0;
     }
-    if (this.paused && this.waiting <= this.maxPending / 2) {
+    if (this.paused && this.waiting <= this.maxPending / 2 && this.bytes <= MAX_PENDING_BYTES / 2) {
       this.paused = false;
       this.client.socket?.resume();
     }
@@ -82,6 +89,7 @@ export class DeliveryPump {
     this.released = true;
     this.pending = [];
     this.head = 0;
+    this.bytes = 0;
     if (this.paused) {
       this.paused = false;
       this.client.socket?.resume();

@@ -62,99 +62,142 @@ function startOf(ctx: PublishContext, p: Part): { start: number; found: number; 
   return { start: recorded, found: 0, unsure: recorded > 0 || extra !== 0 };
 }
 
+interface OpenPart {
+  p: Part;
+  mark: Watermark;
+  /** Confirmed messages the progress file holds. */
+  recorded: number;
+  start: number;
+  lineIdx: number;
+}
+
 export async function publishParts(ctx: PublishContext): Promise<void> {
-  const { o, io, progress } = ctx;
-  const publisher = new Publisher({
-    broker: o.broker,
-    topology: DEFAULT_EXCHANGE_ONLY,
-    mandatory: true,
-    confirm: true,
-    retryTimeout: 60,
-    log: io.log,
-    window: WINDOW,
-    name: "kmq import",
-  });
-  await publisher.open();
-  const byIndex = new Map(ctx.parts.map((p) => [p.index, p]));
-  const total = ctx.parts.reduce((n, p) => n + p.messages, 0);
-  const started = performance.now();
-  let sent = 0;
-  let found = 0;
-  let unsure = 0;
-  let part: { p: Part; mark: Watermark; recorded: number; start: number; lineIdx: number } | undefined;
-  const clear = liveLine(io.stderr, () => [
-    `kmq: import: queue '${part?.p.target ?? ""}' ${part?.mark.upTo ?? 0}/${part?.p.messages ?? 0}; ` +
-    `sent ${sent} of ${total} (${perSecond(sent, started)} msg/s)`,
-    `kmq: import '${part?.p.target ?? ""}' ${part?.mark.upTo ?? 0}/${part?.p.messages ?? 0}`,
-  ]);
-  const stopTimer = boundStop(publisher, o.stopTimeout, io.stop);
-  const record = async () => {
-    if (!part) return;
-    const upTo = part.mark.upTo;
-    progress.state.confirmed.set(part.p.target, upTo);
-    const saved = part;
-    await progress.save();
-    saved.recorded = Math.max(saved.recorded, upTo);
-  };
+  const run = new PartsRun(ctx);
+  await run.publisher.open();
+  const stopTimer = boundStop(run.publisher, ctx.o.stopTimeout, ctx.io.stop);
+  const clear = liveLine(ctx.io.stderr, () => run.progressLine());
   try {
-    for await (const e of readExportFile(o.file)) {
-      if (e.kind === "begin") {
-        const p = byIndex.get(e.index);
-        if (!p) continue;
-        const s = startOf(ctx, p);
-        found += s.found;
-        if (s.unsure) unsure += Math.min(RESUME_BOUND, p.messages - s.start);
-        part = { p, mark: new Watermark(s.start), recorded: s.start, start: s.start, lineIdx: 0 };
-        if (s.found > 0) await record();
-        continue;
-      }
-      if (e.kind === "header" || !part || e.index !== part.p.index) continue;
-      if (e.kind === "end") {
-        await publisher.drain();
-        await record();
-        publisher.check();
-        part = undefined;
-        continue;
-      }
-      if (e.kind !== "line") continue;
-      const i = part.lineIdx++;
-      if (i < part.start) continue;
-      checkNotStopped(io.stop, "");
-      if (i - part.recorded >= RESUME_BOUND) {
-        await publisher.drain();
-        await record();
-      }
-      const current = part;
-      await publisher.publish({
-        exchange: "",
-        routingKey: current.p.target,
-        ...recordOf(e.bytes, e.lineNo, o.file),
-        origin: `message ${i + 1} of queue '${current.p.queue}' (line ${e.lineNo})`,
-        settled: (delivered) => {
-          if (!delivered) return; // the watermark stops before it: a resume sends it again
-          current.mark.settle(i);
-          if (current.mark.upTo - current.recorded >= SAVE_EVERY) void record().catch(() => {});
-        },
-      });
-      sent++;
-      if (publisher.counts.nacked + publisher.counts.returned > 0) {
-        await publisher.drain();
-        await record();
-        publisher.check();
-      }
+    for await (const e of readExportFile(ctx.o.file)) {
+      if (e.kind === "begin") await run.begin(e.index);
+      else if (e.kind === "header" || e.index !== run.part?.p.index) continue;
+      else if (e.kind === "end") await run.end();
+      else await run.line(e.bytes, e.lineNo);
     }
   } catch (err) {
     // what was confirmed is recorded, whatever stopped the import
-    await publisher.drain().catch(() => {});
-    await record().catch(() => {});
-    if (io.stop.aborted) checkNotStopped(io.stop, `${sent} message(s) sent, the confirmed ones recorded`);
+    await run.publisher.drain().catch(() => {});
+    await run.record().catch(() => {});
+    if (ctx.io.stop.aborted) {
+      checkNotStopped(ctx.io.stop, `${run.sent} message(s) sent, the confirmed ones recorded`);
+    }
     throw err;
   } finally {
     stopTimer.dispose();
     clear();
-    await publisher.close();
+    await run.publisher.close();
   }
-  summary(ctx, sent, found, unsure, started);
+  summary(ctx, run.sent, run.found, run.unsure, run.started);
+}
+
+/** One import's publishing: the part open, its watermark, and when the progress file is written. */
+class PartsRun {
+  readonly publisher: Publisher;
+  readonly started = performance.now();
+  sent = 0;
+  found = 0;
+  unsure = 0;
+  part?: OpenPart;
+  private readonly byIndex: Map<number, Part>;
+  private readonly total: number;
+  private saving = false;
+
+  constructor(private readonly ctx: PublishContext) {
+    this.publisher = new Publisher({
+      broker: ctx.o.broker,
+      topology: DEFAULT_EXCHANGE_ONLY,
+      mandatory: true,
+      confirm: true,
+      retryTimeout: 60,
+      log: ctx.io.log,
+      window: WINDOW,
+      name: "kmq import",
+    });
+    this.byIndex = new Map(ctx.parts.map((p) => [p.index, p]));
+    this.total = ctx.parts.reduce((n, p) => n + p.messages, 0);
+  }
+
+  progressLine(): string[] {
+    const where = `'${this.part?.p.target ?? ""}' ${this.part?.mark.upTo ?? 0}/${this.part?.p.messages ?? 0}`;
+    return [
+      `kmq: import: queue ${where}; sent ${this.sent} of ${this.total} (${
+        perSecond(this.sent, this.started)
+      } msg/s)`,
+      `kmq: import ${where}`,
+    ];
+  }
+
+  async begin(index: number): Promise<void> {
+    const p = this.byIndex.get(index);
+    if (!p) return;
+    const s = startOf(this.ctx, p);
+    this.found += s.found;
+    if (s.unsure) this.unsure += Math.min(RESUME_BOUND, p.messages - s.start);
+    this.part = { p, mark: new Watermark(s.start), recorded: s.start, start: s.start, lineIdx: 0 };
+    if (s.found > 0) await this.record();
+  }
+
+  async end(): Promise<void> {
+    await this.publisher.drain();
+    await this.record();
+    this.publisher.check();
+    this.part = undefined;
+  }
+
+  async line(bytes: Uint8Array, lineNo: number): Promise<void> {
+    const part = this.part!;
+    const i = part.lineIdx++;
+    if (i < part.start) return;
+    checkNotStopped(this.ctx.io.stop, "");
+    // never more than RESUME_BOUND sent past the record: what a kill can duplicate
+    if (i - part.recorded >= RESUME_BOUND) {
+      await this.publisher.drain();
+      await this.record();
+    }
+    await this.publisher.publish({
+      exchange: "",
+      routingKey: part.p.target,
+      ...recordOf(bytes, lineNo, this.ctx.o.file),
+      origin: `message ${i + 1} of queue '${part.p.queue}' (line ${lineNo})`,
+      settled: (delivered) => {
+        if (!delivered) return; // the watermark stops before it: a resume sends it again
+        part.mark.settle(i);
+        this.saveSoon();
+      },
+    });
+    this.sent++;
+    const { nacked, returned } = this.publisher.counts;
+    if (nacked + returned > 0) await this.end(); // check() throws, naming them
+  }
+
+  /** Writes the open part's confirmed count to the progress file. */
+  async record(): Promise<void> {
+    const part = this.part;
+    if (!part) return;
+    const upTo = part.mark.upTo;
+    this.ctx.progress.state.confirmed.set(part.p.target, upTo);
+    await this.ctx.progress.save();
+    part.recorded = Math.max(part.recorded, upTo);
+  }
+
+  /** One save at a time from confirms: each is an fsync, and a queue of them would hold the bound back. */
+  private saveSoon(): void {
+    if (this.saving || !this.part || this.part.mark.upTo - this.part.recorded < SAVE_EVERY) return;
+    this.saving = true;
+    this.record().catch(() => {}).finally(() => {
+      this.saving = false;
+      this.saveSoon();
+    });
+  }
 }
 
 const decoder = new TextDecoder();
