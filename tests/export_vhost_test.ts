@@ -200,6 +200,14 @@ Deno.test("a whole vhost (topology, policy, 100,000 messages with every field ty
       assertMatch(exported.stderr, /queue 'q\.quorum' \(quorum\): 15000 message\(s\)/);
       assertMatch(exported.stderr, /queue 'q\.stream' \(stream\): 14999 message\(s\)/);
 
+      const some = `${dir}/some.kmq`;
+      const chosen = await run(["export", "--match", "^q\\.(plain|ttl)$", "--no-messages", some], {
+        env: sourceEnv,
+      });
+      assertEquals(chosen.code, 0, chosen.stderr);
+      const someDefs = JSON.parse((await Deno.readTextFile(some)).split("\n")[2]!);
+      assertEquals(someDefs.queues.map((q: { name: string }) => q.name).sort(), ["q.plain", "q.ttl"]);
+
       const imported = await run(["import", file], { env: targetEnv, timeoutMs: 300_000 });
       assertEquals(imported.code, 0, imported.stderr);
       assertMatch(imported.stderr, /imported 1000\d\d message\(s\) into \d+ queue\(s\)/);

@@ -4,7 +4,16 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { type ExportOptions, runExport } from "../transfer/run-export.ts";
+import { UsageError } from "../term/errors.ts";
 import { type Done, globalsOf, shortString } from "./options.ts";
+
+function regexOf(source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new UsageError(`--match '${source}' is not a regular expression: ${(err as Error).message}`);
+  }
+}
 
 export function defineExport(program: Command, done: Done): void {
   program.command("export")
@@ -14,6 +23,11 @@ export function defineExport(program: Command, done: Done): void {
       "-q, --queue <name>",
       "export this queue only (repeatable); default: every queue of the vhost",
       (v: string, prev: string[] | undefined) => [...(prev ?? []), shortString("--queue")(v)],
+    )
+    .option(
+      "--match <regex>",
+      "export the queues whose names match this regular expression too (needs the management API)",
+      regexOf,
     )
     .option("--no-messages", "definitions only: no messages")
     .option("--definitions-only", "the same as --no-messages")
@@ -48,6 +62,7 @@ Examples:
   kmq export prod.kmq                        # the whole vhost of -u
   kmq export -u amqp://guest:guest@old/orders orders.kmq
   kmq export --queue orders --queue orders.dlq two-queues.kmq
+  kmq export --match '^orders\.' orders.kmq       # every queue named orders.…
   kmq export --no-messages topology.kmq
   kmq export --drain --queue archive archive.kmq    # empties 'archive' into the file`,
     )
@@ -57,6 +72,7 @@ Examples:
         broker: o.apiUrl === undefined ? g.broker : { ...g.broker, apiUrl: o.apiUrl },
         file,
         queues: o.queue ?? [],
+        match: o.match,
         messages: o.messages !== false && o.definitionsOnly !== true,
         drain: o.drain === true,
         force: o.force === true,

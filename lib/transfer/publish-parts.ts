@@ -104,6 +104,7 @@ class PartsRun {
   readonly publisher: Publisher;
   readonly started = performance.now();
   sent = 0;
+  sentBytes = 0;
   found = 0;
   unsure = 0;
   part?: OpenPart;
@@ -175,6 +176,7 @@ class PartsRun {
       },
     });
     this.sent++;
+    this.sentBytes += bytes.length + 1;
     const { nacked, returned } = this.publisher.counts;
     if (nacked + returned > 0) await this.end(); // check() throws, naming them
   }

@@ -19,8 +19,10 @@ import { nameOf, queueTypeOf, readDefinitions, type VhostDefinitions } from "./v
 export interface ExportOptions {
   broker: BrokerOptions;
   file: string;
-  /** Queues to export (empty: every queue of the vhost). */
+  /** Queues to export (empty, and no match: every queue of the vhost). */
   queues: string[];
+  /** Queues whose names match, too. */
+  match?: RegExp;
   messages: boolean;
   drain: boolean;
   force: boolean;
@@ -42,7 +44,7 @@ export async function runExport(o: ExportOptions, io: ExportIo): Promise<void> {
   let file: BatchedFile | undefined;
   let complete = false;
   try {
-    const defs = await readDefinitions(client, o.broker, o.queues, io.log);
+    const defs = await readDefinitions(client, o.broker, o.queues, io.log, o.match);
     file = await openFile(partial, o.force);
     const framer = new PartFramer((bytes) => file!.append(bytes));
     framer.header({

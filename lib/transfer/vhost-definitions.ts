@@ -61,6 +61,7 @@ export async function readDefinitions(
   broker: BrokerOptions,
   chosen: string[],
   log: Log,
+  match?: RegExp,
 ): Promise<VhostDefinitions> {
   let defs: VhostDefinitions;
   try {
@@ -74,6 +75,7 @@ export async function readDefinitions(
     defs = definitionsOf(json as PlainValue, "api");
   } catch (err) {
     if (!(err instanceof KmqError) || err.exitCode !== ExitCode.unreachable || chosen.length === 0) throw err;
+    if (match) throw new KmqError(err.exitCode, `--match lists the vhost's queues: ${err.message}`);
     log.warn(
       `${
         err.message.replace(/: enable it.*$/, "")
@@ -84,7 +86,12 @@ export async function readDefinitions(
     for (const name of chosen) defs.queues.push(await queueOverAmqp(client, name));
     return defs;
   }
-  return chosen.length === 0 ? defs : narrowed(defs, chosen);
+  const names = match ? defs.queues.map(nameOf).filter((q) => match.test(q)) : [];
+  if (match && names.length === 0) {
+    throw new KmqError(ExitCode.brokerRefused, `--match ${match.source}: no queue of the vhost matches`);
+  }
+  const all = [...new Set([...chosen, ...names])];
+  return all.length === 0 ? defs : narrowed(defs, all);
 }
 
 async function queueOverAmqp(client: AMQPClient, name: string): Promise<PlainObject> {
