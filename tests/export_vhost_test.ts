@@ -216,13 +216,22 @@ Deno.test("a whole vhost (topology, policy, 100,000 messages with every field ty
       // the same file into a second vhost, classic queues becoming quorum queues
       await api(target, "PUT", "vhosts/migrated", {});
       await api(target, "PUT", "permissions/migrated/guest", { configure: ".*", write: ".*", read: ".*" });
-      const migrated = await run(
-        ["import", "--queue-type", "quorum", "--progress", `${file}.migrated`, file],
-        {
-          env: { ...targetEnv, KMQ_URL: target.url.replace(/\/$/, "/migrated") },
-          timeoutMs: 300_000,
-        },
-      );
+      const intoMigrated = {
+        env: { ...targetEnv, KMQ_URL: target.url.replace(/\/$/, "/migrated") },
+        timeoutMs: 300_000,
+      };
+      const migrate = ["import", "--queue-type", "quorum", "--progress", `${file}.migrated`, file];
+      // a policy of the same name but another definition is not replaced silently
+      await api(target, "PUT", "policies/migrated/p-max", {
+        pattern: "^x$",
+        definition: { "max-length": 1 },
+      });
+      const refused = await run(migrate, intoMigrated);
+      assertEquals(refused.code, 6, refused.stderr);
+      assertMatch(refused.stderr, /policy 'p-max' exists on the target with another pattern or definition/);
+      assertEquals(await api(target, "GET", "queues/migrated"), [], "nothing declared after the refusal");
+      await api(target, "DELETE", "policies/migrated/p-max");
+      const migrated = await run(migrate, intoMigrated);
       assertEquals(migrated.code, 0, migrated.stderr);
       assertMatch(migrated.stderr, /queue 'q\.prio' becomes a quorum queue without x-max-priority/);
       const queues = await api(target, "GET", "queues/migrated?columns=name,type") as {

@@ -5,7 +5,7 @@
  */
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import type { BrokerOptions } from "../amqp/connection.ts";
-import { managementApi, putJson } from "../amqp/management.ts";
+import { getJson, managementApi, putJson } from "../amqp/management.ts";
 import { plainJson, type PlainObject } from "../messages/exact-json.ts";
 import { ExitCode, InputError, KmqError, showControls, UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
@@ -166,19 +166,48 @@ export async function declareDefinitions(client: AMQPClient, defs: VhostDefiniti
   return depths;
 }
 
-/** Sets the policies through the target's management API (PUT /api/policies/VHOST/NAME). */
+/** A policy as compared: what it matches and what it sets, keys in order. */
+function policyKey(p: Record<string, unknown>): string {
+  const sorted = (v: unknown): unknown =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])]))
+      : typeof v === "bigint"
+      ? v.toString()
+      : v;
+  return JSON.stringify(sorted({
+    pattern: p.pattern,
+    "apply-to": p["apply-to"] ?? "all",
+    priority: Number(p.priority ?? 0),
+    definition: p.definition,
+  }));
+}
+
+/**
+ * Sets the policies through the target's management API (PUT /api/policies/VHOST/NAME); one that
+ * exists as defined is left, one that exists otherwise is exit 6 (it would be replaced silently).
+ */
 export async function importPolicies(broker: BrokerOptions, defs: VhostDefinitions): Promise<number> {
   if (defs.policies.length === 0) return 0;
   const api = await managementApi(broker);
+  const vhost = encodeURIComponent(api.vhost);
+  const existing = new Map(
+    (await getJson(api, `policies/${vhost}`) as Record<string, unknown>[]).map((p) => [String(p.name), p]),
+  );
   for (const p of defs.policies) {
+    const name = nameOf(p);
+    const there = existing.get(name);
+    if (there && policyKey(there) === policyKey(p)) continue;
+    if (there) {
+      throw new KmqError(
+        ExitCode.brokerRefused,
+        `policy '${showControls(name)}' exists on the target with another pattern or definition: ` +
+          "delete it there, or import with --no-policies",
+      );
+    }
     const body = copy(p);
     delete body.name;
     delete body.vhost;
-    await putJson(
-      api,
-      `policies/${encodeURIComponent(api.vhost)}/${encodeURIComponent(nameOf(p))}`,
-      plainJson(body),
-    );
+    await putJson(api, `policies/${vhost}/${encodeURIComponent(name)}`, plainJson(body));
   }
   return defs.policies.length;
 }

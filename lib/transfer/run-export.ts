@@ -37,15 +37,18 @@ export interface ExportIo {
 const encoder = new TextEncoder();
 
 export async function runExport(o: ExportOptions, io: ExportIo): Promise<void> {
-  await checkTarget(o.file, o.force);
-  const client = await connect({ broker: o.broker, name: "kmq export", log: io.log });
   // written beside the file and renamed at the end: FILE is never a half-written export
   const partial = `${o.file}.partial`;
+  await checkTarget(o.file, o.force);
+  await checkNoPartial(partial);
+  const client = await connect({ broker: o.broker, name: "kmq export", log: io.log });
   let file: BatchedFile | undefined;
+  let created = false;
   let complete = false;
   try {
     const defs = await readDefinitions(client, o.broker, o.queues, io.log, o.match);
-    file = await openFile(partial, o.force);
+    file = await openFile(partial);
+    created = true;
     const framer = new PartFramer((bytes) => file!.append(bytes));
     framer.header({
       created: new Date().toISOString(),
@@ -65,8 +68,9 @@ export async function runExport(o: ExportOptions, io: ExportIo): Promise<void> {
   } finally {
     await closeQuietly(client);
     if (file) await file.close().catch(() => {});
-    if (!complete && !o.drain) await rm(partial, { force: true });
-    if (!complete && o.drain) {
+    // only this run's own partial file: another's may hold what a --drain took
+    if (created && !complete && !o.drain) await rm(partial, { force: true });
+    if (created && !complete && o.drain) {
       io.log.warn(
         `${partial} holds what --drain took off the queues so far (acked once written): keep it; ` +
           "'kmq import' refuses it, but each queue part it completed can be read (docs/export-format.md)",
@@ -75,13 +79,22 @@ export async function runExport(o: ExportOptions, io: ExportIo): Promise<void> {
   }
 }
 
-async function openFile(path: string, force: boolean): Promise<BatchedFile> {
+/** A partial file left by an export that did not finish is never replaced, --force or not. */
+async function checkNoPartial(path: string): Promise<void> {
+  if (await stat(path).then(() => true, () => false)) throw partialExists(path);
+}
+
+const partialExists = (path: string) =>
+  new UsageError(
+    `${path} exists: an export that did not finish left it (after --drain it holds the messages it took); ` +
+      "move it away first",
+  );
+
+async function openFile(path: string): Promise<BatchedFile> {
   try {
-    return await BatchedFile.create(path, !force);
+    return await BatchedFile.create(path, true);
   } catch (err) {
-    if ((err as { code?: string }).code === "EEXIST") {
-      throw new UsageError(`${path} exists (an export that did not finish?): remove it, or give --force`);
-    }
+    if ((err as { code?: string }).code === "EEXIST") throw partialExists(path);
     throw new KmqError(ExitCode.badInput, `cannot write ${path}: ${(err as Error).message}`);
   }
 }
