@@ -369,3 +369,18 @@ Deno.test("import: a queue of another type on the target is exit 6 naming it; a 
     assertFailure(await run(["import", "--no-messages", long]), 3, /longer than AMQP's 255 bytes/);
   });
 });
+
+Deno.test("export of a single-active-consumer queue another consumer holds ends with exit 6 naming why, the messages untouched", async () => {
+  const [q, file] = [unique("kmq-exsac"), await tmpFile()];
+  await withCleanup({ queues: [q] }, async (client) => {
+    await fill(q, 20, ["--single-active-consumer"]);
+    const ch = await client.channel();
+    await ch.basicQos(1);
+    await ch.basicConsume(q, { noAck: false }, () => {}); // the active consumer, holding one unacked
+    const r = await run(["export", "-q", q, file], { timeoutMs: 60_000 });
+    assertEquals(r.code, 6, r.stderr);
+    assertMatch(r.stderr, /delivered nothing to kmq for 10 s though it holds ready messages/);
+    await ch.close();
+    assertEquals(await queueDepth(client, q), 20);
+  });
+});

@@ -55,6 +55,8 @@ const BROKER_HEADERS: Record<string, string[]> = {
 };
 /** A queue read is over when no message came for this long and none is ready: others took the rest. */
 const QUIET_MS = 1000;
+/** Nothing delivered this long while messages are ready: something else holds the queue. */
+const STALL_MS = 10_000;
 /** How long a quorum queue's channel is left open after its last acks (see settled()). */
 const SETTLE_MS = 250;
 /** Messages written between fsyncs (and acks) with --drain. */
@@ -84,6 +86,15 @@ function stopped(o: QueueReadOptions): KmqError {
         ? `${o.file.path} holds what was taken off the queues so far (each written and synced before its ack)`
         : "no file written; the messages taken went back to their queue" +
           (o.type === "classic" ? " in order" : "")),
+  );
+}
+
+function stalled(o: QueueReadOptions): KmqError {
+  return new KmqError(
+    ExitCode.brokerRefused,
+    `queue '${o.queue}' delivered nothing to kmq for ${STALL_MS / 1000} s though it holds ready messages ` +
+      "(a single-active-consumer queue with another consumer active?): stop that consumer, or leave the queue " +
+      "out with --queue",
   );
 }
 
@@ -117,7 +128,11 @@ async function pumpQueue(
     if (!msg) {
       if (o.stop.aborted) throw stopped(o);
       if (feed) continue;
-      if (Date.now() - pump.lastAt >= QUIET_MS && await readyCount(o.client, o.queue) === 0) break;
+      const quiet = Date.now() - pump.lastAt;
+      if (quiet < QUIET_MS) continue;
+      // a stream gives what it has at once: a quiet one has no more (retention took the rest)
+      if (o.type === "stream" || await readyCount(o.client, o.queue) === 0) break;
+      if (quiet >= STALL_MS) throw stalled(o);
       continue;
     }
     await handle(msg);
