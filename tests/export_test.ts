@@ -169,6 +169,16 @@ Deno.test("a damaged, cut or foreign file is exit 3 naming the part, and nothing
     await fill(b, 50);
     const e = await run(["export", "-q", a, "-q", b, file]);
     assertEquals(e.code, 0, e.stderr);
+    const checked = await run(["import", "--check", file], {
+      noUrl: true,
+      env: { KMQ_URL: "amqp://127.0.0.1:1/" },
+    });
+    assertEquals(checked.code, 0, checked.stderr);
+    assertMatch(checked.stdout, /every part checks\ndefinitions: 0 exchange\(s\), 2 queue\(s\), 0 binding\(s\), 0 policies\n/);
+    assertMatch(
+      checked.stdout,
+      new RegExp(`queue '${a}' \\(classic\\): 50 message\\(s\\)\nqueue '${b}' \\(classic\\): 50`),
+    );
     const bad = `${file}.bad`;
     const cases: [string, (l: string[]) => void, RegExp][] = [
       [
@@ -208,6 +218,7 @@ Deno.test("a damaged, cut or foreign file is exit 3 naming the part, and nothing
         bad,
       ]);
       assertFailure(r, 3, pattern);
+      assertFailure(await run(["import", "--check", bad]), 3, pattern);
       assertEquals(await queueDepth(client, target), -1, `${what}: nothing declared`);
     }
   });

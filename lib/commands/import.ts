@@ -44,6 +44,7 @@ export function defineImport(program: Command, done: Done): void {
     .option("--no-messages", "declare the definitions only")
     .option("--no-policies", "leave the policies out (they need the target's management API)")
     .option("--append", "add to queues that already hold messages")
+    .option("--check", "check the file (counts, checksums) and list what it holds; nothing is declared or published")
     .option("--progress <file>", "where the import keeps its progress (default: FILE.import-progress)")
     .option(
       "--api-url <url>",
@@ -81,7 +82,8 @@ Examples:
   kmq import -u amqp://guest:guest@new-cluster/ prod.kmq
   kmq import --queue-type quorum prod.kmq          # classic → quorum on the way in
   kmq import --rename orders=orders.v2 --queue orders prod.kmq
-  kmq import --no-messages topology.kmq`,
+  kmq import --no-messages topology.kmq
+  kmq import --check backup.kmq                     # is the backup whole? what does it hold?`,
     )
     .action((file, o, cmd) => {
       const g = globalsOf(cmd);
@@ -93,12 +95,14 @@ Examples:
         policies: o.policies !== false,
         messages: o.messages !== false,
         append: o.append === true,
+        checkOnly: o.check === true,
         stopTimeout: o.stopTimeout,
       };
       done({
         kind: "run",
         verbose: g.verbose,
-        run: async (io) => runImport(options, { log: io.log, stop: io.stop(), stderr: await io.stderr() }),
+        run: async (io) =>
+          runImport(options, { log: io.log, stop: io.stop(), stderr: await io.stderr(), stdout: io.stdout() }),
       });
     });
 }

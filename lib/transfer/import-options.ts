@@ -1,4 +1,5 @@
 /** What an import is asked to do, what it found in the file, and how it ends when stopped. */
+import type { Writable } from "node:stream";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import { ExitCode, KmqError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
@@ -15,11 +16,14 @@ export interface ImportOptions {
   policies: boolean;
   messages: boolean;
   append: boolean;
+  /** Check the file and say what it holds; nothing is declared or published. */
+  checkOnly: boolean;
   stopTimeout: number;
 }
 
 export interface ImportIo {
   log: Log;
+  stdout: Writable;
   stop: AbortSignal;
   stderr: ProgressStream;
 }

@@ -8,7 +8,8 @@ import { brokerIdentity } from "../amqp/client-fixes.ts";
 import { closeQuietly, connect } from "../amqp/connection.ts";
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { parseExact, toPlain } from "../messages/exact-json.ts";
-import { InputError, UsageError } from "../term/errors.ts";
+import { InputError, showControls, UsageError } from "../term/errors.ts";
+import { write } from "../term/output.ts";
 import type { Log } from "../term/log.ts";
 import { type ExportHeader, readExportFile } from "./export-file.ts";
 import {
@@ -60,6 +61,7 @@ export async function runImport(o: ImportOptions, io: ImportIo): Promise<void> {
   const checked = await checkFile(o.file);
   if (!checked.definitions) throw new InputError(`${o.file} holds no definitions part`);
   const defs = transformed(checked.definitions, o.transform, io.log);
+  if (o.checkOnly) return await describe(checked, defs, io);
   const client = await connect({ broker: o.broker, name: "kmq import", log: io.log });
   try {
     const target = `${brokerIdentity(client).replace("\u0000", " vhost ")}`;
@@ -96,6 +98,18 @@ export async function runImport(o: ImportOptions, io: ImportIo): Promise<void> {
   } finally {
     await closeQuietly(client);
   }
+}
+
+/** --check: what the file holds, on stdout; every part passed its checks. */
+async function describe(checked: CheckedFile, defs: VhostDefinitions, io: ImportIo): Promise<void> {
+  const h = checked.header;
+  const lines = [
+    `export of vhost '${h.vhost}' from ${h.broker}, ${h.created} (${h.tool}, format ${h.kmq_export}): every part checks`,
+    `definitions: ${defs.exchanges.length} exchange(s), ${defs.queues.length} queue(s), ` +
+    `${defs.bindings.length} binding(s), ${defs.policies.length} polic${defs.policies.length === 1 ? "y" : "ies"}`,
+    ...checked.parts.map((p) => `queue '${p.queue}' (${p.type}): ${p.messages} message(s)`),
+  ];
+  await write(io.stdout, new TextEncoder().encode(lines.map(showControls).join("\n") + "\n"));
 }
 
 /** The parts to publish, each with the name its queue has on the target. */
