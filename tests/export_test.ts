@@ -174,7 +174,10 @@ Deno.test("a damaged, cut or foreign file is exit 3 naming the part, and nothing
       env: { KMQ_URL: "amqp://127.0.0.1:1/" },
     });
     assertEquals(checked.code, 0, checked.stderr);
-    assertMatch(checked.stdout, /every part checks\ndefinitions: 0 exchange\(s\), 2 queue\(s\), 0 binding\(s\), 0 policies\n/);
+    assertMatch(
+      checked.stdout,
+      /every part checks\ndefinitions: 0 exchange\(s\), 2 queue\(s\), 0 binding\(s\), 0 policies\n/,
+    );
     assertMatch(
       checked.stdout,
       new RegExp(`queue '${a}' \\(classic\\): 50 message\\(s\\)\nqueue '${b}' \\(classic\\): 50`),
