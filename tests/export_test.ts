@@ -4,7 +4,6 @@
  * import at three points loses nothing and duplicates no more than it reports, a damaged file
  * publishes nothing, and the refusals name their fix.
  */
-import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { assertFailure, queueDepth, run, Running, sleep, unique, withCleanup } from "./helpers.ts";
 import { linesOf, numbered, tally } from "./tally.ts";
@@ -22,10 +21,9 @@ async function fill(queue: string, n: number, extra: string[] = []): Promise<voi
 }
 
 /** Every body of the queue, in order, taken off it. */
-async function bodies(client: AMQPClient, queue: string): Promise<string[]> {
+async function bodies(queue: string): Promise<string[]> {
   const r = await run(["consume", "-q", queue, "--no-declare", "--exit-at-end"]);
   assertEquals(r.code, 0, r.stderr);
-  void client;
   return linesOf(r.stdout);
 }
 
@@ -70,7 +68,7 @@ Deno.test("export leaves a classic and a quorum queue as they were (order, count
     assertEquals(records.filter((r) => r.properties.headers?.["x-delivery-count"] !== undefined).length, 0);
     assertEquals(records.map((r) => r.body), linesOf(numbered(1, 3000)), "the quorum queue's order");
     const want = linesOf(numbered(1, 3000));
-    for (const q of [classic, copyC, copyQ]) assertEquals(await bodies(client, q), want, q);
+    for (const q of [classic, copyC, copyQ]) assertEquals(await bodies(q), want, q);
   });
 });
 
@@ -98,7 +96,7 @@ Deno.test("a stream is exported from its first offset and stays; --drain empties
       file,
     ]);
     assertEquals(imported.code, 0, imported.stderr);
-    assertEquals(await bodies(client, copyQ), linesOf(numbered(1, 2000)));
+    assertEquals(await bodies(copyQ), linesOf(numbered(1, 2000)));
     for (const s of [stream, copyS]) {
       const read = await run(["consume", "-q", s, "--no-declare", "--offset", "first", "--exit-at-end"]);
       assertEquals(read.code, 0, read.stderr);
@@ -137,7 +135,7 @@ Deno.test("import killed -9 at three points, then run again: nothing lost, dupli
     assertMatch(last.stderr, /resuming the import/);
     const reported = /duplicates: (?:at most )?(\d+)/.exec(last.stderr);
     assert(reported, `the resume says how many could be duplicates: ${last.stderr}`);
-    const got = await bodies(client, target);
+    const got = await bodies(target);
     const t = tally(n, got);
     assertEquals(t.lost, 0, "nothing lost");
     assert(
@@ -323,8 +321,8 @@ Deno.test("Ctrl-C: an export puts back what it held and writes no file; an impor
     const rest = await run(["import", "--rename", `${source}=${target}`, file], { timeoutMs: 120_000 });
     assertEquals(rest.code, 0, rest.stderr);
     assertMatch(rest.stderr, /duplicates: 0/);
-    assertEquals(await bodies(client, target), linesOf(numbered(1, n)), "all, once, in order");
-    assertEquals(await bodies(client, source), linesOf(numbered(1, n)), "the source as it was");
+    assertEquals(await bodies(target), linesOf(numbered(1, n)), "all, once, in order");
+    assertEquals(await bodies(source), linesOf(numbered(1, n)), "the source as it was");
   });
 });
 
@@ -343,7 +341,7 @@ Deno.test("export --drain killed -9: every message is in the queue or in the fil
     const written = linesOf(text).filter((l) => l.startsWith('{"exchange"')).map((l) =>
       JSON.parse(l).body as string
     );
-    const left = await bodies(client, q);
+    const left = await bodies(q);
     assert(
       written.length > 0 && left.length > 0,
       `killed mid-drain: ${written.length} written, ${left.length} left`,
