@@ -35,7 +35,7 @@ Deno.test("export leaves a classic and a quorum queue as they were (order, count
     unique("kmq-exq2"),
   ];
   const file = await tmpFile();
-  await withCleanup({ queues: [classic, quorum, copyC, copyQ] }, async (client) => {
+  await withCleanup({ queues: [classic, quorum, copyC, copyQ] }, async () => {
     await fill(classic, 3000);
     await fill(quorum, 3000, ["--queue-type", "quorum", "--delivery-limit", "2"]);
     // three exports of a quorum queue whose delivery limit is 2: a requeue each time would drop them
