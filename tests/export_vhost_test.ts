@@ -201,7 +201,7 @@ Deno.test("a whole vhost (topology, policy, 100,000 messages with every field ty
       assertMatch(exported.stderr, /queue 'q\.stream' \(stream\): 14999 message\(s\)/);
 
       const some = `${dir}/some.kmq`;
-      const chosen = await run(["export", "--match", "^q\\.(plain|ttl)$", "--no-messages", some], {
+      const chosen = await run(["export", "--queue-regex", "^q\\.(plain|ttl)$", "--no-messages", some], {
         env: sourceEnv,
       });
       assertEquals(chosen.code, 0, chosen.stderr);

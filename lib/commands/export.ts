@@ -11,7 +11,7 @@ function regexOf(source: string): RegExp {
   try {
     return new RegExp(source);
   } catch (err) {
-    throw new UsageError(`--match '${source}' is not a regular expression: ${(err as Error).message}`);
+    throw new UsageError(`--queue-regex '${source}' is not a regular expression: ${(err as Error).message}`);
   }
 }
 
@@ -25,7 +25,7 @@ export function defineExport(program: Command, done: Done): void {
       (v: string, prev: string[] | undefined) => [...(prev ?? []), shortString("--queue")(v)],
     )
     .option(
-      "--match <regex>",
+      "--queue-regex <regex>",
       "export the queues whose names match this regular expression too (needs the management API)",
       regexOf,
     )
@@ -62,7 +62,7 @@ Examples:
   kmq export prod.kmq                        # the whole vhost of -u
   kmq export -u amqp://guest:guest@old/orders orders.kmq
   kmq export --queue orders --queue orders.dlq two-queues.kmq
-  kmq export --match '^orders\.' orders.kmq       # every queue named orders.…
+  kmq export --queue-regex '^orders\.' orders.kmq       # every queue named orders.…
   kmq export --no-messages topology.kmq
   kmq export --drain --queue archive archive.kmq    # empties 'archive' into the file`,
     )
@@ -72,7 +72,7 @@ Examples:
         broker: o.apiUrl === undefined ? g.broker : { ...g.broker, apiUrl: o.apiUrl },
         file,
         queues: o.queue ?? [],
-        match: o.match,
+        match: o.queueRegex,
         messages: o.messages !== false && o.definitionsOnly !== true,
         drain: o.drain === true,
         force: o.force === true,

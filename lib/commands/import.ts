@@ -44,7 +44,10 @@ export function defineImport(program: Command, done: Done): void {
     .option("--no-messages", "declare the definitions only")
     .option("--no-policies", "leave the policies out (they need the target's management API)")
     .option("--append", "add to queues that already hold messages")
-    .option("--check", "check the file (counts, checksums) and list what it holds; nothing is declared or published")
+    .option(
+      "--check",
+      "check the file (counts, checksums) and list what it holds; nothing is declared or published",
+    )
     .option("--progress <file>", "where the import keeps its progress (default: FILE.import-progress)")
     .option(
       "--api-url <url>",
@@ -102,7 +105,12 @@ Examples:
         kind: "run",
         verbose: g.verbose,
         run: async (io) =>
-          runImport(options, { log: io.log, stop: io.stop(), stderr: await io.stderr(), stdout: io.stdout() }),
+          runImport(options, {
+            log: io.log,
+            stop: io.stop(),
+            stderr: await io.stderr(),
+            stdout: io.stdout(),
+          }),
       });
     });
 }

@@ -106,7 +106,9 @@ async function describe(checked: CheckedFile, defs: VhostDefinitions, io: Import
   const lines = [
     `export of vhost '${h.vhost}' from ${h.broker}, ${h.created} (${h.tool}, format ${h.kmq_export}): every part checks`,
     `definitions: ${defs.exchanges.length} exchange(s), ${defs.queues.length} queue(s), ` +
-    `${defs.bindings.length} binding(s), ${defs.policies.length} polic${defs.policies.length === 1 ? "y" : "ies"}`,
+    `${defs.bindings.length} binding(s), ${defs.policies.length} polic${
+      defs.policies.length === 1 ? "y" : "ies"
+    }`,
     ...checked.parts.map((p) => `queue '${p.queue}' (${p.type}): ${p.messages} message(s)`),
   ];
   await write(io.stdout, new TextEncoder().encode(lines.map(showControls).join("\n") + "\n"));

@@ -75,7 +75,7 @@ export async function readDefinitions(
     defs = definitionsOf(json as PlainValue, "api");
   } catch (err) {
     if (!(err instanceof KmqError) || err.exitCode !== ExitCode.unreachable || chosen.length === 0) throw err;
-    if (match) throw new KmqError(err.exitCode, `--match lists the vhost's queues: ${err.message}`);
+    if (match) throw new KmqError(err.exitCode, `--queue-regex lists the vhost's queues: ${err.message}`);
     log.warn(
       `${
         err.message.replace(/: enable it.*$/, "")
@@ -88,7 +88,10 @@ export async function readDefinitions(
   }
   const names = match ? defs.queues.map(nameOf).filter((q) => match.test(q)) : [];
   if (match && names.length === 0) {
-    throw new KmqError(ExitCode.brokerRefused, `--match ${match.source}: no queue of the vhost matches`);
+    throw new KmqError(
+      ExitCode.brokerRefused,
+      `--queue-regex ${match.source}: no queue of the vhost matches`,
+    );
   }
   const all = [...new Set([...chosen, ...names])];
   return all.length === 0 ? defs : narrowed(defs, all);
