@@ -22,6 +22,33 @@ function renameOf(spec: string, previous: Map<string, string> | undefined): Map<
   return map.set(from, to);
 }
 
+const HELP = `
+The whole file is checked first — every part's line count, bytes and SHA-256 — and nothing is declared or
+published from a file that fails (exit 3 naming the part). Then the exchanges, queues and bindings are
+declared over AMQP (what exists as defined is used; what exists otherwise is exit 6 naming it), policies
+set through the management API, and each queue's messages published to it in order with confirms.
+
+The progress file records what the target confirmed. Stopped or killed at any point, the same command
+carries on from there: at most 2,000 messages per queue are sent past the last record, and those already
+in a queue that nobody reads from are found and not sent again; the summary says how many could be
+duplicates. A finished import is recorded too: running it again does nothing (remove the progress file
+to import once more). A queue that already holds messages is refused (exit 2) unless --append.
+
+--queue-type quorum turns classic queues into quorum queues: x-max-priority, x-queue-mode,
+x-queue-master-locator and x-queue-version are dropped (said on stderr); an auto-delete, transient or
+reject-publish-dlx queue is exit 2 naming it (leave it out with --queue for the others).
+
+Exit 0: imported; 2: bad options, a non-empty queue, another import's progress file; 3: the file is
+damaged or not an export; 4: broker or API unreachable; 6: a conflict on the target; 7: the target refused
+messages (nacked or unroutable: the progress file stops before the first); 130/143: stopped (resumable).
+
+Examples:
+  kmq import -u amqp://guest:guest@new-cluster/ prod.kmq
+  kmq import --queue-type quorum prod.kmq          # classic → quorum on the way in
+  kmq import --rename orders=orders.v2 --queue orders prod.kmq
+  kmq import --no-messages topology.kmq
+  kmq import --check backup.kmq                     # is the backup whole? what does it hold?`;
+
 export function defineImport(program: Command, done: Done): void {
   program.command("import")
     .description("declare and publish what 'kmq export' wrote (resumable: run it again after a stop)")
@@ -59,35 +86,7 @@ export function defineImport(program: Command, done: Done): void {
       seconds("--stop-timeout"),
       5,
     )
-    .addHelpText(
-      "after",
-      `
-The whole file is checked first — every part's line count, bytes and SHA-256 — and nothing is declared or
-published from a file that fails (exit 3 naming the part). Then the exchanges, queues and bindings are
-declared over AMQP (what exists as defined is used; what exists otherwise is exit 6 naming it), policies
-set through the management API, and each queue's messages published to it in order with confirms.
-
-The progress file records what the target confirmed. Stopped or killed at any point, the same command
-carries on from there: at most 2,000 messages per queue are sent past the last record, and those already
-in a queue that nobody reads from are found and not sent again; the summary says how many could be
-duplicates. A finished import is recorded too: running it again does nothing (remove the progress file
-to import once more). A queue that already holds messages is refused (exit 2) unless --append.
-
---queue-type quorum turns classic queues into quorum queues: x-max-priority, x-queue-mode,
-x-queue-master-locator and x-queue-version are dropped (said on stderr); an auto-delete, transient or
-reject-publish-dlx queue is exit 2 naming it (leave it out with --queue for the others).
-
-Exit 0: imported; 2: bad options, a non-empty queue, another import's progress file; 3: the file is
-damaged or not an export; 4: broker or API unreachable; 6: a conflict on the target; 7: the target refused
-messages (nacked or unroutable: the progress file stops before the first); 130/143: stopped (resumable).
-
-Examples:
-  kmq import -u amqp://guest:guest@new-cluster/ prod.kmq
-  kmq import --queue-type quorum prod.kmq          # classic → quorum on the way in
-  kmq import --rename orders=orders.v2 --queue orders prod.kmq
-  kmq import --no-messages topology.kmq
-  kmq import --check backup.kmq                     # is the backup whole? what does it hold?`,
-    )
+    .addHelpText("after", HELP)
     .action((file, o, cmd) => {
       const g = globalsOf(cmd);
       const options: ImportOptions = {
