@@ -4,7 +4,7 @@
  * atomically (a temporary file synced, then renamed) so a kill at any point leaves the previous
  * state or the next, never half of one.
  */
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { open, readFile, rename } from "node:fs/promises";
 import { UsageError } from "../term/errors.ts";
 
 export interface ProgressState {
@@ -76,11 +76,6 @@ export class ImportProgress {
     }) + "\n";
     this.saving = this.saving.then(() => writeAtomically(this.path, text));
     return this.saving;
-  }
-
-  async remove(): Promise<void> {
-    await this.saving;
-    await rm(this.path, { force: true });
   }
 }
 
