@@ -3,7 +3,7 @@
  * alternating run by run, medians quoted. Speed and memory targets are checked here, never in
  * timed tests.
  *
- *   deno task bench [--runs N] [--case 1,2,3,4,5,6,7,8] [--before PATH]
+ *   deno task bench [--runs N] [--case 1,2,3,4,5,6,7,8,9] [--before PATH]
  *
  * Case 6 (input that attacks kmq's resources) compares dist/kmq with an earlier build given as
  * --before (e.g. the last release built with `deno task compile:offline` in a worktree).
@@ -284,6 +284,7 @@ if (CASES.has("5")) {
 if (CASES.has("6")) await caseSix();
 if (CASES.has("7")) await caseSeven();
 if (CASES.has("8")) await (await import("./bench-transfer.ts")).caseEight(BIN, URL_, tmp);
+if (CASES.has("9")) await (await import("./bench-info.ts")).caseNine(BIN, BEFORE, RUNS);
 await Deno.remove(tmp, { recursive: true });
 
 /** kmq bench's own report (-o json) of one run. */

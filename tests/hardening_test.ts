@@ -421,12 +421,15 @@ Deno.test("info against a hostile API: a trickle is cut off in bounded time, a h
   } finally {
     await trickle.stop();
   }
-  const chunk = new TextEncoder().encode("[" + "0,".repeat(1 << 19));
+  // info reads the lists element by element: one element that never ends (a queue name of 400
+  // MiB) is cut off at the size limit, and a list of what is not a queue at its first element
+  const chunk = new TextEncoder().encode("x".repeat(1 << 20));
   const huge = hostileApi(() => {
     let sent = 0;
     return new ReadableStream({
       pull(c) {
-        if (sent++ < 400) c.enqueue(chunk); // 400 MiB, never closed as JSON
+        if (sent++ === 0) c.enqueue(new TextEncoder().encode('[{"name":"'));
+        else if (sent < 400) c.enqueue(chunk); // 400 MiB, never closed as JSON
         else c.close();
       },
     });
@@ -436,6 +439,24 @@ Deno.test("info against a hostile API: a trickle is cut off in bounded time, a h
     assertFailure(r, 4, /its answer is larger than 256 MiB/);
   } finally {
     await huge.stop();
+  }
+  const zeros = new TextEncoder().encode("[" + "0,".repeat(1 << 19));
+  const notQueues = hostileApi(() => {
+    let sent = 0;
+    return new ReadableStream({
+      pull(c) {
+        if (sent++ < 400) c.enqueue(zeros);
+        else c.close();
+      },
+    });
+  });
+  try {
+    const started = Date.now();
+    const r = await run(["info", "--api-url", notQueues.url], { timeoutMs: 60_000 });
+    assertFailure(r, 4, /is JSON, but not lists of exchanges, queues and bindings/);
+    assert(Date.now() - started < 10_000, `a list of zeros was read for ${Date.now() - started} ms`);
+  } finally {
+    await notQueues.stop();
   }
 });
 

@@ -9,6 +9,7 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { brokerCredentials, type BrokerOptions, parseBrokerUrls } from "./connection.ts";
 import { ExitCode, KmqError, redactUrl, UsageError } from "../term/errors.ts";
+import { JsonArrayReader } from "./json-array-reader.ts";
 
 /** How long the API may stay silent before it counts as unreachable. */
 const TIMEOUT_MS = 10_000;
@@ -74,57 +75,98 @@ export function getJson(
   timeoutMs = TIMEOUT_MS,
   parse: (text: string) => unknown = JSON.parse,
 ): Promise<unknown> {
+  const chunks: Uint8Array[] = [];
+  return getAnswer(api, path, timeoutMs, {
+    push: (chunk) => chunks.push(chunk),
+    end: () => {
+      // the pieces go as soon as they are one buffer, the buffer as soon as it is text
+      const answer = Buffer.concat(chunks);
+      chunks.length = 0;
+      return parse(answer.toString("utf8"));
+    },
+  });
+}
+
+/**
+ * GETs `path` (under /api/), a JSON array, handing each element to `onElement` as it arrives: a
+ * list of 200,000 queues is never held as text, only as what `onElement` keeps of it. What
+ * `onElement` throws ends the request and is the answer's failure.
+ */
+export async function getJsonArray(
+  api: ManagementApi,
+  path: string,
+  onElement: (element: unknown) => void,
+  timeoutMs = TIMEOUT_MS,
+): Promise<void> {
+  const reader = new JsonArrayReader(onElement);
+  await getAnswer(api, path, timeoutMs, reader);
+}
+
+/** How a 200 answer's body is read: each chunk as it comes, then its value at the end. */
+interface AnswerReader {
+  push(chunk: Uint8Array): void;
+  end(): unknown;
+}
+
+/** A SyntaxError is an answer that is not JSON; anything else the reader threw is its own. */
+function readFailure(api: ManagementApi, err: unknown): unknown {
+  return err instanceof SyntaxError
+    ? unreachable(api, "the answer is not JSON, so this is not RabbitMQ's management API")
+    : err;
+}
+
+function getAnswer(
+  api: ManagementApi,
+  path: string,
+  timeoutMs: number,
+  reader: AnswerReader,
+): Promise<unknown> {
   const url = new URL(path, api.base);
   const request = url.protocol === "https:" ? httpsRequest : httpRequest;
   const auth = Buffer.from(`${api.user}:${api.password}`).toString("base64");
   return new Promise((resolve, reject) => {
+    let failed = false;
+    const fail = (err: unknown) => {
+      failed = true;
+      reject(err);
+      req.destroy();
+    };
     const req = request(url, {
       method: "GET",
       headers: { authorization: `Basic ${auth}`, accept: "application/json" },
       timeout: timeoutMs,
       ...api.tls,
     }, (res) => {
-      const chunks: Uint8Array[] = [];
+      const status = res.statusCode ?? 0;
       let size = 0;
+      let refusal = "";
       res.on("data", (c: Uint8Array) => {
         size += c.length;
+        if (failed) return;
         if (size > MAX_ANSWER) {
-          req.destroy(new Error(`its answer is larger than ${MAX_ANSWER / 1024 / 1024} MiB`));
+          return fail(unreachable(api, `its answer is larger than ${MAX_ANSWER / 1024 / 1024} MiB`));
+        }
+        if (status !== 200) {
+          if (refusal.length < 65536) refusal += Buffer.from(c).toString("utf8");
           return;
         }
-        chunks.push(c);
+        try {
+          reader.push(c);
+        } catch (err) {
+          fail(readFailure(api, err));
+        }
       });
       res.on("error", (err) => reject(unreachable(api, err.message)));
       res.on("end", () => {
-        // the pieces go as soon as they are one buffer, the buffer as soon as it is text
-        const answer = Buffer.concat(chunks);
-        chunks.length = 0;
-        const text = answer.toString("utf8");
-        const status = res.statusCode ?? 0;
-        if (status === 401) {
-          return reject(
-            new KmqError(
-              ExitCode.accessRefused,
-              `the management API at ${api.display} refused user '${api.user}': check the password, and that the ` +
-                "user has the 'management' or 'monitoring' tag (rabbitmqctl set_user_tags)",
-            ),
-          );
+        if (failed) return;
+        if (status === 200) {
+          try {
+            return resolve(reader.end());
+          } catch (err) {
+            return reject(readFailure(api, err));
+          }
         }
-        // RabbitMQ's 404 for an unknown vhost is JSON; any other server's is not the management API
-        if (status === 404 && /"Object Not Found"/.test(text)) {
-          return reject(
-            new KmqError(
-              ExitCode.brokerRefused,
-              `the management API knows no virtual host '${api.vhost}': check the vhost in the URL`,
-            ),
-          );
-        }
-        if (status !== 200) return reject(unreachable(api, `HTTP ${status}`));
-        try {
-          resolve(parse(text));
-        } catch {
-          reject(unreachable(api, "the answer is not JSON, so this is not RabbitMQ's management API"));
-        }
+        reject(refused(api, status, refusal));
       });
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
@@ -139,6 +181,25 @@ export function getJson(
     });
     req.end();
   });
+}
+
+/** The failure an answer other than 200 OK stands for. */
+function refused(api: ManagementApi, status: number, text: string): KmqError {
+  if (status === 401) {
+    return new KmqError(
+      ExitCode.accessRefused,
+      `the management API at ${api.display} refused user '${api.user}': check the password, and that the ` +
+        "user has the 'management' or 'monitoring' tag (rabbitmqctl set_user_tags)",
+    );
+  }
+  // RabbitMQ's 404 for an unknown vhost is JSON; any other server's is not the management API
+  if (status === 404 && /"Object Not Found"/.test(text)) {
+    return new KmqError(
+      ExitCode.brokerRefused,
+      `the management API knows no virtual host '${api.vhost}': check the vhost in the URL`,
+    );
+  }
+  return unreachable(api, `HTTP ${status}`);
 }
 
 /** PUTs a JSON body to `path` (under /api/); resolves on 2xx, else a KmqError with the API's reason. */

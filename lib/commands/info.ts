@@ -6,9 +6,16 @@
  */
 import type { Writable } from "node:stream";
 import { write } from "../term/output.ts";
-import { ExitCode, KmqError, showControls } from "../term/errors.ts";
+import { showControls } from "../term/errors.ts";
 import { escapeJsonControls } from "../messages/formats.ts";
-import { getJson, managementApi } from "../amqp/management.ts";
+import {
+  type Binding,
+  BindingList,
+  type Exchange,
+  fetchTopology,
+  type Queue,
+  type Topology,
+} from "../info/topology.ts";
 import { type Command, Option } from "@commander-js/extra-typings";
 import { type Done, type GlobalOptions, globalsOf } from "./options.ts";
 
@@ -22,110 +29,9 @@ export interface InfoIo {
   stdout: Writable;
 }
 
-interface ApiExchange {
-  name: string;
-  type: string;
-  durable: boolean;
-  auto_delete: boolean;
-  internal: boolean;
-  arguments: Record<string, unknown>;
-}
-
-interface ApiQueue {
-  name: string;
-  type?: string;
-  durable: boolean;
-  auto_delete: boolean;
-  exclusive: boolean;
-  arguments: Record<string, unknown>;
-  messages_ready?: number;
-  messages_unacknowledged?: number;
-  consumers?: number;
-}
-
-interface ApiBinding extends BindingInfo {
-  source: string;
-}
-
-/** A queue as kmq shows it. */
-export interface QueueInfo {
-  name: string;
-  type: string;
-  durable: boolean;
-  auto_delete: boolean;
-  exclusive: boolean;
-  arguments: Record<string, unknown>;
-  messages_ready: number;
-  messages_unacknowledged: number;
-  consumers: number;
-}
-
-export interface BindingInfo {
-  routing_key: string;
-  arguments: Record<string, unknown>;
-  destination_type: "queue" | "exchange";
-  destination: string;
-}
-
-export interface ExchangeInfo extends ApiExchange {
-  bindings: BindingInfo[];
-}
-
-/** What `-o json` prints. */
-export interface TopologyInfo {
-  vhost: string;
-  exchanges: ExchangeInfo[];
-  queues: QueueInfo[];
-}
-
 export async function cmdInfo(o: InfoOptions, io: InfoIo): Promise<void> {
-  const info = await fetchTopology(o);
-  if (o.format === "json") await writeJson(info, io.stdout);
-  else await writeLines(treeLines(info), io.stdout);
-}
-
-/**
- * The API's three lists, one at a time: each answer is checked and shaped, and its raw records
- * dropped, before the next is read (a 200,000-queue broker's answers are never all held at once).
- */
-async function fetchTopology(o: InfoOptions): Promise<TopologyInfo> {
-  const api = await managementApi(o.broker, o.apiUrl);
-  const vh = encodeURIComponent(api.vhost);
-  const list = async <T>(path: string, key: string): Promise<T[]> => {
-    const answer = await getJson(api, path);
-    const shaped = Array.isArray(answer) &&
-      answer.every((x) => x !== null && typeof x === "object" && typeof x[key] === "string");
-    if (!shaped) {
-      throw new KmqError(
-        ExitCode.unreachable,
-        `the answer of ${api.display} is JSON, but not lists of exchanges, queues and bindings: is it RabbitMQ's ` +
-          "management API? (give its address with --api-url)",
-      );
-    }
-    return answer as T[];
-  };
-  // only the columns shown: a queue's full record (statistics, state) is many times larger
-  const queues = shapeQueues(
-    await list<ApiQueue>(
-      `queues/${vh}?columns=name,type,durable,auto_delete,exclusive,arguments,messages_ready,` +
-        "messages_unacknowledged,consumers",
-      "name",
-    ),
-  );
-  const bySource = groupBindings(
-    await list<ApiBinding>(
-      `bindings/${vh}?columns=source,destination,destination_type,routing_key,arguments`,
-      "source",
-    ),
-  );
-  const exchanges = shapeExchanges(
-    await list<ApiExchange>(
-      `exchanges/${vh}?columns=name,type,durable,auto_delete,internal,arguments`,
-      "name",
-    ),
-    bySource,
-  );
-  return { vhost: api.vhost, exchanges, queues };
+  const topology = await fetchTopology(o.broker, o.apiUrl);
+  await writeLines(o.format === "json" ? jsonLines(topology) : treeLines(topology), io.stdout);
 }
 
 /** Lines written a batch at a time: a 200,000-queue broker's tree is never one string. */
@@ -142,98 +48,51 @@ async function writeLines(lines: Iterable<string>, out: Writable): Promise<void>
   if (batch.length > 0) await write(out, encoder.encode(batch.join("\n") + "\n"));
 }
 
-/** `JSON.stringify(info, null, 2)`, written one exchange and one queue at a time. */
-async function writeJson(info: TopologyInfo, out: Writable): Promise<void> {
-  const item = (x: unknown, last: boolean) =>
-    "    " + escapeJsonControls(JSON.stringify(x, null, 2)).replaceAll("\n", "\n    ") + (last ? "" : ",");
-  function* lines(): Generator<string> {
-    yield `{\n  "vhost": ${escapeJsonControls(JSON.stringify(info.vhost))},`;
-    for (
-      const [key, list, end] of [["exchanges", info.exchanges, ","], ["queues", info.queues, ""]] as const
-    ) {
-      if (list.length === 0) {
-        yield `  "${key}": []${end}`;
-        continue;
-      }
-      yield `  "${key}": [`;
-      for (let i = 0; i < list.length; i++) {
-        const x = list[i]!;
-        yield item(key === "queues" ? queueRecord(x as QueueInfo) : x, i === list.length - 1);
-      }
-      yield `  ]${end}`;
+/** `x` as `JSON.stringify(x, null, 2)` with DEL and C1 escaped, each line indented by `by` spaces. */
+function indented(x: unknown, by: number): string {
+  const pad = " ".repeat(by);
+  return pad + escapeJsonControls(JSON.stringify(x, null, 2)).replaceAll("\n", "\n" + pad);
+}
+
+/**
+ * `JSON.stringify({vhost, exchanges, queues}, null, 2)`, made a binding and a queue at a time:
+ * an exchange with 200,000 bindings is never one string.
+ */
+function* jsonLines(t: Topology): Generator<string> {
+  yield `{\n  "vhost": ${escapeJsonControls(JSON.stringify(t.vhost))},`;
+  if (t.exchanges.length === 0) yield `  "exchanges": [],`;
+  else {
+    yield `  "exchanges": [`;
+    for (const [i, { exchange, bindings }] of t.exchanges.entries()) {
+      yield* exchangeJson(exchange, bindings, i === t.exchanges.length - 1 ? "" : ",");
     }
-    yield "}";
+    yield `  ],`;
   }
-  await writeLines(lines(), out);
-}
-
-/** An exchange's bindings as shown, by destination type, destination and key (each key made once). */
-function sortedBindings(list: ApiBinding[]): BindingInfo[] {
-  const keyed = list.map((b) => ({
-    key: `${b.destination_type}\0${b.destination}\0${b.routing_key}`,
-    binding: {
-      routing_key: b.routing_key,
-      arguments: b.arguments ?? {},
-      destination_type: b.destination_type,
-      destination: b.destination,
-    },
-  }));
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return keyed.map((k) => k.binding);
-}
-
-const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-
-/** The API's queue records with the defaults filled in, in place (a copy of 200,000 would double them). */
-function shapeQueues(queues: ApiQueue[]): QueueInfo[] {
-  for (const q of queues) {
-    q.type ??= String(q.arguments?.["x-queue-type"] ?? "classic");
-    q.arguments ??= {};
-    q.messages_ready ??= 0;
-    q.messages_unacknowledged ??= 0;
-    q.consumers ??= 0;
+  const { queues } = t;
+  if (queues.length === 0) yield `  "queues": []`;
+  else {
+    yield `  "queues": [`;
+    for (const [i, q] of queues.order.entries()) {
+      yield indented(queues.at(q), 4) + (i === queues.length - 1 ? "" : ",");
+    }
+    yield `  ]`;
   }
-  return (queues as QueueInfo[]).sort(byName);
+  yield "}";
 }
 
-/** A queue's fields in the order `-o json` shows them, whatever order the API sent. */
-function queueRecord(q: QueueInfo): QueueInfo {
-  return {
-    name: q.name,
-    type: q.type,
-    durable: q.durable,
-    auto_delete: q.auto_delete,
-    exclusive: q.exclusive,
-    arguments: q.arguments,
-    messages_ready: q.messages_ready,
-    messages_unacknowledged: q.messages_unacknowledged,
-    consumers: q.consumers,
-  };
-}
-
-/** Bindings by source exchange, sorted; the default exchange's (one per queue, implicit) are not kept. */
-function groupBindings(bindings: ApiBinding[]): Map<string, BindingInfo[]> {
-  const bySource = new Map<string, ApiBinding[]>();
-  for (const b of bindings) {
-    if (b.source === "") continue;
-    const list = bySource.get(b.source);
-    if (list) list.push(b);
-    else bySource.set(b.source, [b]);
+function* exchangeJson(e: Exchange, bindings: BindingList, comma: string): Generator<string> {
+  // the exchange's own fields, its closing brace cut off, then "bindings" as the last field
+  const head = indented(e, 4).slice(0, -"\n    }".length) + ",\n";
+  if (bindings.length === 0) {
+    yield `${head}      "bindings": []\n    }${comma}`;
+    return;
   }
-  return new Map([...bySource].map(([source, list]) => [source, sortedBindings(list)]));
-}
-
-function shapeExchanges(exchanges: ApiExchange[], bySource: Map<string, BindingInfo[]>): ExchangeInfo[] {
-  return exchanges.map((e) => ({
-    name: e.name,
-    type: e.type,
-    durable: e.durable,
-    auto_delete: e.auto_delete,
-    internal: e.internal,
-    arguments: e.arguments ?? {},
-    // every queue is bound to the default exchange by its name: implicit, not listed
-    bindings: e.name === "" ? [] : bySource.get(e.name) ?? [],
-  })).sort(byName);
+  yield `${head}      "bindings": [`;
+  for (const [j, b] of bindings.order.entries()) {
+    yield indented(bindings.at(b), 8) + (j === bindings.length - 1 ? "" : ",");
+  }
+  yield "      ]";
+  yield `    }${comma}`;
 }
 
 /** Names are shown quoted, their control characters as \xNN: a name cannot drive the terminal. */
@@ -241,7 +100,7 @@ function quoted(name: string): string {
   return `'${showControls(name)}'`;
 }
 
-function describeQueue(q: QueueInfo): string {
+function describeQueue(q: Queue): string {
   const flags = [
     q.type,
     ...(q.durable ? [] : ["transient"]),
@@ -252,49 +111,55 @@ function describeQueue(q: QueueInfo): string {
     `${q.messages_unacknowledged} unacked, ${q.consumers} consumer(s))`;
 }
 
-function describeBinding(b: BindingInfo, queues: Map<string, QueueInfo>): string {
+function describeBinding(b: Binding, t: Topology): string {
   const args = Object.entries(b.arguments);
   const key = args.length > 0
     ? `{${args.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ")}}`
     : quoted(b.routing_key);
-  const q = b.destination_type === "queue" ? queues.get(b.destination) : undefined;
-  const to = q ? describeQueue(q) : `${b.destination_type} ${quoted(b.destination)}`;
+  const q = b.destination_type === "queue" ? t.queues.byName.get(b.destination) : undefined;
+  const to = q !== undefined
+    ? describeQueue(t.queues.at(q))
+    : `${b.destination_type} ${quoted(b.destination)}`;
   return `${key} → ${to}`;
 }
 
 /**
- * The tree: each exchange with its bindings (the broker's own amq.* exchanges only when something
- * is bound to them), then the queues no exchange but the default one routes to.
+ * The tree's lines, one at a time: each exchange with its bindings (the broker's own amq.*
+ * exchanges only when something is bound to them), then the queues no exchange but the default
+ * one routes to. Every string from the API is shown escaped, not only names.
  */
-/** The tree's lines, one at a time (escaped: every string from the API is shown safe). */
-export function* treeLines(t: TopologyInfo): Generator<string> {
-  const queues = new Map(t.queues.map((q) => [q.name, q]));
-  const shown = t.exchanges.filter((e) =>
-    e.name !== "" && !(e.name.startsWith("amq.") && e.bindings.length === 0)
+export function* treeLines(t: Topology): Generator<string> {
+  const shown = t.exchanges.filter(({ exchange: e, bindings }) =>
+    e.name !== "" && !(e.name.startsWith("amq.") && bindings.length === 0)
   );
-  const bound = new Set<string>();
-  for (const e of t.exchanges) {
-    for (const b of e.bindings) if (b.destination_type === "queue") bound.add(b.destination);
+  const bound = new Uint8Array(t.queues.length);
+  for (const { bindings } of t.exchanges) {
+    for (let i = 0; i < bindings.length; i++) {
+      const q = bindings.types[i] === "queue" ? t.queues.byName.get(bindings.destinations[i]!) : undefined;
+      if (q !== undefined) bound[q] = 1;
+    }
   }
-  const unbound = t.queues.filter((q) => !bound.has(q.name));
-  bound.clear();
+  const unbound = t.queues.order.filter((q) => bound[q] === 0);
   yield showControls(`vhost ${quoted(t.vhost)}`);
   // each child line is made as it is written: a 200,000-binding exchange is never a list of lines
-  const branches: [string, number, (i: number) => string][] = shown.map((e) => [
+  const branches: [string, number, (i: number) => string][] = shown.map(({ exchange: e, bindings }) => [
     `exchange ${quoted(e.name)} (${e.type}${e.durable ? ", durable" : ""}${e.internal ? ", internal" : ""}${
       e.auto_delete ? ", auto-delete" : ""
     })`,
-    e.bindings.length,
-    (i) => describeBinding(e.bindings[i]!, queues),
+    bindings.length,
+    (i) => describeBinding(bindings.at(bindings.order[i]!), t),
   ]);
   if (unbound.length > 0) {
-    branches.push(["only the default exchange routes to", unbound.length, (i) => describeQueue(unbound[i]!)]);
+    branches.push([
+      "only the default exchange routes to",
+      unbound.length,
+      (i) => describeQueue(t.queues.at(unbound[i]!)),
+    ]);
   }
   for (const [i, [head, count, child]] of branches.entries()) {
     const last = i === branches.length - 1;
     yield showControls(`${last ? "└── " : "├── "}${head}`);
     for (let j = 0; j < count; j++) {
-      // every string from the API (binding arguments, types) is shown safe, not only names
       yield showControls(`${last ? "    " : "│   "}${j === count - 1 ? "└── " : "├── "}${child(j)}`);
     }
   }
