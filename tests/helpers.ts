@@ -87,12 +87,15 @@ export class Running {
   private readonly chunks: Uint8Array[] = [];
   private stderrText = "";
   private readonly done: Promise<void>;
+  /** Whether the process has ended (set as it ends; read without waiting). */
+  exited = false;
 
   private readonly stdinWriter?: WritableStreamDefaultWriter<Uint8Array>;
 
   /** With `pipeStdin`, the test feeds stdin with {@link feed} and ends it with {@link endInput}. */
   constructor(args: string[], options: RunOptions & { pipeStdin?: boolean } = {}) {
     this.child = command(args, options, options.pipeStdin ? "piped" : "null").spawn();
+    this.child.status.then(() => (this.exited = true));
     if (options.pipeStdin) this.stdinWriter = this.child.stdin.getWriter();
     const collect = async () => {
       for await (const chunk of this.child.stdout) this.chunks.push(chunk);

@@ -160,6 +160,19 @@ export class PrivateBroker {
   }
 
   /**
+   * Freezes the node's Erlang VM (SIGSTOP): its connections stay open and silent, and the other
+   * nodes do not see it go until net_ticktime (60 s) — a quorum queue led there stops answering.
+   */
+  async freeze(): Promise<void> {
+    await sh("kill", ["-STOP", (await Deno.readTextFile(`${this.dir}/pid`)).trim()]);
+  }
+
+  /** Lets a {@link freeze}d node run again. */
+  async thaw(): Promise<void> {
+    await sh("kill", ["-CONT", (await Deno.readTextFile(`${this.dir}/pid`)).trim()]);
+  }
+
+  /**
    * Writes the node's metadata (queues, bindings) out to its table files now. RabbitMQ keeps it in
    * Mnesia's log and writes that out lazily, so a queue declared moments before a kill -9 can be
    * gone after it — with its messages.

@@ -49,6 +49,8 @@ export class SourcePass {
   private wake = () => {};
   private readonly inbox: AMQPMessage[] = [];
   private lastDelivery = Date.now();
+  /** Since when the source's count could not be read (see readyWhileConsuming). */
+  private silentSince?: number;
   private ch?: AMQPChannel;
   private source?: SourceConsumer;
 
@@ -136,13 +138,49 @@ export class SourcePass {
     await publisher.drain();
     if (this.inbox.length > 0 || this.lost) return false;
     if (o.idleTimeout !== undefined) return Date.now() - this.lastDelivery >= o.idleTimeout * 1000;
-    if ((await readyIn(ch, o.from)) > 0) return false;
+    const first = await this.readyWhileConsuming(ch);
+    if (first === undefined) return this.sourceSilent();
+    if (first > 0) return false;
     // empty once: look again a moment later, with nothing delivered in between
     const mark = this.lastDelivery;
     await this.pause(CONFIRM_EMPTY_MS);
     if (this.inbox.length > 0 || this.lost || this.lastDelivery !== mark || io.stop.aborted) return false;
-    this.foundEmpty = (await readyIn(ch, o.from)) === 0;
+    const second = await this.readyWhileConsuming(ch);
+    if (second === undefined) return this.sourceSilent();
+    this.foundEmpty = second === 0;
     return this.foundEmpty;
+  }
+
+  /**
+   * The source's ready count while this pass consumes it, or undefined when the broker's answer
+   * cannot be true: RabbitMQ answers "0 messages, 0 consumers" for a quorum queue whose leader
+   * does not answer within 250 ms (frozen, cut off, being elected), though our own consumer is on
+   * it — taken at its word, that 0 ended a move with most of the queue left in it.
+   */
+  private async readyWhileConsuming(ch: AMQPChannel): Promise<number | undefined> {
+    const { messageCount, consumerCount } = await ch.queueDeclare(this.run.o.from, { passive: true });
+    if (consumerCount === 0) return undefined;
+    this.silentSince = undefined;
+    return messageCount;
+  }
+
+  /** The source's count cannot be read: wait for it, up to --retry-timeout; then end with exit 7. */
+  private sourceSilent(): boolean {
+    const { o, io } = this.run;
+    if (this.silentSince === undefined) {
+      this.silentSince = Date.now();
+      io.log.warn(
+        `queue '${o.from}' does not answer for its count (a quorum queue whose leader is unreachable or ` +
+          `being elected): waiting up to ${o.retryTimeout} s (--retry-timeout)`,
+      );
+      return false;
+    }
+    if (Date.now() - this.silentSince < o.retryTimeout * 1000) return false;
+    this.failure = new DeliveryError(
+      `queue '${o.from}' has not answered for its count for ${o.retryTimeout} s (--retry-timeout; its leader is ` +
+        `unreachable): the move stopped, and what it did not move stays in '${o.from}'`,
+    );
+    return true;
   }
 
   private async refuseLoop(msg: AMQPMessage): Promise<void> {
@@ -201,7 +239,12 @@ export class SourcePass {
   /** Stops consuming, puts back what was never published, waits for every ack, says how it ended. */
   private async finish(ch: AMQPChannel): Promise<void> {
     const { o, publisher, moved } = this.run;
-    await this.source?.cancel();
+    // a quorum queue whose leader is gone answers a cancel only once it is back: what is not
+    // cancelled in time goes back to the queue when the connection closes
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, o.stopTimeout * 1000)));
+    await Promise.race([this.source?.cancel(), late]);
+    clearTimeout(timer);
     for (const rest of this.inbox) await rest.nack(true).catch(() => {}); // prefetched, never published
     await publisher.drain(); // every ack is sent before the source connection closes
     if (this.failure) throw this.failure;

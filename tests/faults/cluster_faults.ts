@@ -4,8 +4,8 @@
  * quorum queues (replicated on all three nodes), so the messages outlive the node.
  */
 import { AMQPClient } from "@cloudamqp/amqp-client";
-import { assertEquals, assertMatch } from "../assert.ts";
-import { queueDepth, Running, TEST_URL, unique, withCleanup } from "../helpers.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { queueDepth, Running, sleep, TEST_URL, unique, withCleanup } from "../helpers.ts";
 import { PrivateCluster } from "../private_cluster.ts";
 import { account, fill, finish, linesOf, numbered, takeAll, waitFor } from "./scenarios.ts";
 
@@ -124,6 +124,62 @@ clusterScenario(
       if (r.code === 0) assertEquals(left.length, 0, `exit 0 with messages in the source: ${r.stderr}`);
       else assertMatch(r.stderr, /stay in queue|still in/);
     });
+  },
+);
+
+clusterScenario(
+  "19b: move from a quorum queue whose leader node is frozen (SIGSTOP): kmq waits for it, never reads its silence as empty",
+  async (cluster) => {
+    const N = 20_000;
+    const [first, second] = cluster.nodes;
+    for (const [round, extra] of [[1, []], [2, ["--retry-timeout", "3", "--stop-timeout", "2"]]] as const) {
+      const [q, dst] = [unique("f19bsrc"), unique("f19bdst")];
+      const declared = new Running(["declare", "-e", "", "-q", q, "--queue-type", "quorum"], {
+        env: { KMQ_URL: first!.url }, // its leader is on the first node
+      });
+      assertEquals((await declared.result()).code, 0);
+      await fill(second!.url, q, N);
+      const started = performance.now();
+      await withCleanup({ queues: [dst] }, async (client) => {
+        const m = new Running(
+          ["move", "--from", q, "--to", dst, "--to-url", TEST_URL, "--rate", "5000", ...extra],
+          { env: { KMQ_URL: second!.url } },
+        );
+        await waitFor(async () => (await queueDepth(client, dst)) >= 2000, 60_000, "2,000 moved");
+        // RabbitMQ answers "0 messages, 0 consumers" for the queue while its leader is frozen
+        await first!.freeze();
+        let r;
+        try {
+          if (round === 1) {
+            await sleep(8_000);
+            assert(!m.exited, `the move ended while the source's leader was frozen: ${m.stderr}`);
+          } else {
+            // past --retry-timeout the move stops (exit 7) while the leader is still frozen
+            r = await finish(m, 30_000, "move with a frozen leader past --retry-timeout");
+          }
+        } finally {
+          await first!.thaw();
+        }
+        r ??= await finish(m, 120_000, "move after the leader came back");
+        const left = await takeAll(second!.url, q);
+        const moved = await takeAll(TEST_URL, dst);
+        await account(
+          `19b move from quorum, leader frozen${round === 2 ? " past --retry-timeout" : ""}`,
+          N,
+          [...moved, ...left],
+          started,
+          `exit ${r.code}, ${left.length} left`,
+        );
+        if (round === 1) {
+          assertEquals([r.code, left.length], [0, 0], r.stderr);
+        } else {
+          assertEquals(r.code, 7, r.stderr);
+          assertMatch(r.stderr, /has not answered for its count for 3 s .*stays in 'f19bsrc-/);
+          assert(left.length > 0, "the source kept what was not moved");
+        }
+        assertMatch(r.stderr, /queue 'f19bsrc-[0-9a-f]+' does not answer for its count/);
+      });
+    }
   },
 );
 
