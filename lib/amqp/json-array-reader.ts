@@ -4,6 +4,14 @@
  * at a time (each parsed with the runtime's own JSON.parse, so every value is read as JSON.parse
  * reads it, `__proto__` keys included).
  */
+/** The text does not begin with `[`: some other JSON value (or no JSON at all). */
+export class NotAnArray extends Error {
+  constructor() {
+    super("the answer is not a JSON array");
+    this.name = "NotAnArray";
+  }
+}
+
 export class JsonArrayReader {
   readonly #decoder = new TextDecoder();
   readonly #onElement: (element: unknown) => void;
@@ -52,7 +60,7 @@ export class JsonArrayReader {
       const c = text.charCodeAt(i);
       if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
       if (this.#depth === 0) {
-        if (c !== 0x5b) throw new SyntaxError("the answer is not a JSON array");
+        if (c !== 0x5b) throw new NotAnArray();
         this.#depth = 1;
         continue;
       }

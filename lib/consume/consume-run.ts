@@ -2,6 +2,7 @@
  * A whole `kmq consume`: the loops (one per connection: print-loop.ts or command-loop.ts), the
  * reconnects between them, --filter's sieve, and the exit that says how the run went.
  */
+import { SilentQueue } from "../amqp/ready-count.ts";
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { accessSync, constants, statSync } from "node:fs";
 import process from "node:process";
@@ -185,7 +186,7 @@ function retryable(e: KmqError, io: ConsumeIo): boolean {
     );
     return true;
   }
-  if (e.exitCode !== ExitCode.unreachable) return false;
+  if (e.exitCode !== ExitCode.unreachable || e instanceof SilentQueue) return false;
   io.log.warn(`${e.message.replace(/; check that.*$/, "")}; reconnecting`);
   return true;
 }

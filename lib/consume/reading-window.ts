@@ -4,6 +4,7 @@
  * A queue's end is its ready count then; a stream's is its last offset then, found by reading its
  * last chunk, and a time's offset by attaching at that time (the broker's chunk granularity).
  */
+import { readyCount } from "../amqp/ready-count.ts";
 import type { AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import { queueFacts } from "../amqp/queue-facts.ts";
 import type { BrokerOptions } from "../amqp/connection.ts";
@@ -54,7 +55,7 @@ export async function readingWindow(
       );
     }
     const ch = await client.channel();
-    const { messageCount } = await ch.queueDeclare(queue, { passive: true });
+    const messageCount = await readyCount(ch, queue, { quorum: type === "quorum" });
     await ch.close();
     const count = Math.min(ask.count ?? Infinity, messageCount);
     return { empty: count === 0, count, idleTimeout: QUEUE_QUIET_S, atStart: messageCount };

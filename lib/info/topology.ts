@@ -5,6 +5,7 @@
  * answer is read element by element as it arrives; the default exchange's bindings (one per
  * queue, implicit) are dropped as they are read.
  */
+import { NotAnArray } from "../amqp/json-array-reader.ts";
 import { getJsonArray, type ManagementApi, managementApi } from "../amqp/management.ts";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import { ExitCode, KmqError } from "../term/errors.ts";
@@ -230,14 +231,18 @@ function list(
   key: string,
   take: (x: Record<string, unknown>) => void,
 ): Promise<void> {
+  const shapeless = () =>
+    new KmqError(
+      ExitCode.unreachable,
+      `the answer of ${api.display} is JSON, but not lists of exchanges, queues and bindings: is it ` +
+        "RabbitMQ's management API? (give its address with --api-url)",
+    );
   return getJsonArray(api, path, (x) => {
     if (x === null || typeof x !== "object" || typeof (x as Record<string, unknown>)[key] !== "string") {
-      throw new KmqError(
-        ExitCode.unreachable,
-        `the answer of ${api.display} is JSON, but not lists of exchanges, queues and bindings: is it ` +
-          "RabbitMQ's management API? (give its address with --api-url)",
-      );
+      throw shapeless();
     }
     take(x as Record<string, unknown>);
+  }).catch((err) => {
+    throw err instanceof NotAnArray ? shapeless() : err;
   });
 }

@@ -7,6 +7,7 @@ import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { brokerIdentity } from "../amqp/client-fixes.ts";
 import { closeQuietly, connect } from "../amqp/connection.ts";
 import { guardRequeues, queueFacts } from "../amqp/queue-facts.ts";
+import { readyCount } from "../amqp/ready-count.ts";
 import { classifyError, DeliveryError, ExitCode, KmqError, UsageError } from "../term/errors.ts";
 import type { MoveIo, MoveOptions } from "./move-options.ts";
 import { type MoveRun, SourceLost, SourceNotEmpty, SourcePass } from "./source-pass.ts";
@@ -68,11 +69,11 @@ export async function checkSource(
   o: MoveOptions,
   io: MoveIo,
   holds?: string,
-): Promise<{ identity: string; ready: number }> {
+): Promise<{ identity: string; ready: number; quorum: boolean }> {
   const client = await connect({ broker: o.broker, name: "kmq move", log: io.log });
   try {
     const ch = await client.channel();
-    const { messageCount } = await ch.queueDeclare(o.from, { passive: true }).catch((err) => {
+    await ch.queueDeclare(o.from, { passive: true }).catch((err) => {
       throw new KmqError(ExitCode.brokerRefused, `queue '${o.from}' does not exist: nothing to move`, {
         cause: classifyError(err, "checking the source"),
       });
@@ -82,6 +83,10 @@ export async function checkSource(
     const facts = holds
       ? await guardRequeues(client, o.from, o.broker, holds, o.acceptDeliveryCount, io.log)
       : await queueFacts(client, o.from, o.broker);
+    const quorum = facts.type === "quorum";
+    const counting = await client.channel();
+    const ready = await readyCount(counting, o.from, { quorum }, o.retryTimeout * 1000);
+    await counting.close();
     if (facts.type === "stream") {
       throw new UsageError(
         `queue '${o.from}' is a stream: a move cannot take messages out of it (a stream keeps them for every ` +
@@ -89,7 +94,7 @@ export async function checkSource(
           "kmq produce --jsonl …",
       );
     }
-    return { identity: brokerIdentity(client), ready: messageCount };
+    return { identity: brokerIdentity(client), ready, quorum };
   } finally {
     await closeQuietly(client);
   }

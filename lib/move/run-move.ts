@@ -26,7 +26,7 @@ export async function runMove(asked: MoveOptions, io: MoveIo): Promise<void> {
   };
   // the source is checked first: a missing one creates no target queue and moves nothing
   const holds = sieve !== undefined ? "--filter" : o.route && !o.returnsFresh ? "a redrive" : undefined;
-  const { identity: source, ready } = await checkSource(o, io, holds);
+  const { identity: source, ready, quorum } = await checkSource(o, io, holds);
   if (o.exitAtEnd) {
     // what the source held now, and no more: messages arriving during the move stay
     if (ready === 0) {
@@ -56,7 +56,7 @@ export async function runMove(asked: MoveOptions, io: MoveIo): Promise<void> {
     // through the default exchange with each message's own key, a key naming the source loops
     // (a per-message route names its own destinations, and refuses the source itself)
     const loopsBack = sameBroker && o.toExchange === "" && o.routingKey === undefined && !o.route;
-    await moveAll({ o, io, publisher, moved, sieve, loopsBack });
+    await moveAll({ o, io, publisher, moved, sieve, loopsBack, sourceQuorum: quorum });
     await publisher.drain();
   } finally {
     stopTimer.dispose();

@@ -8,6 +8,7 @@ import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-clien
 import { SourceConsumer } from "../amqp/source-consumer.ts";
 import type { Publisher } from "../amqp/publisher.ts";
 import { republished } from "../amqp/republish.ts";
+import { askReady, readyCount } from "../amqp/ready-count.ts";
 import type { Sieve } from "../messages/filter.ts";
 import { classifyError, DeliveryError, ExitCode, KmqError } from "../term/errors.ts";
 import { pace } from "../term/progress.ts";
@@ -38,6 +39,8 @@ export interface MoveRun {
   sieve?: Sieve;
   /** Through the default exchange with each message's own key, a key naming the source loops back. */
   loopsBack: boolean;
+  /** The source is a quorum queue (whose count may be a silent leader's stand-in: ready-count.ts). */
+  sourceQuorum: boolean;
 }
 
 export class SourcePass {
@@ -151,17 +154,11 @@ export class SourcePass {
     return this.foundEmpty;
   }
 
-  /**
-   * The source's ready count while this pass consumes it, or undefined when the broker's answer
-   * cannot be true: RabbitMQ answers "0 messages, 0 consumers" for a quorum queue whose leader
-   * does not answer within 250 ms (frozen, cut off, being elected), though our own consumer is on
-   * it — taken at its word, that 0 ended a move with most of the queue left in it.
-   */
+  /** The source's ready count while this pass consumes it, or undefined for a silent leader's stand-in. */
   private async readyWhileConsuming(ch: AMQPChannel): Promise<number | undefined> {
-    const { messageCount, consumerCount } = await ch.queueDeclare(this.run.o.from, { passive: true });
-    if (consumerCount === 0) return undefined;
-    this.silentSince = undefined;
-    return messageCount;
+    const ready = await askReady(ch, this.run.o.from, { consuming: true });
+    if (ready !== undefined) this.silentSince = undefined;
+    return ready;
   }
 
   /** The source's count cannot be read: wait for it, up to --retry-timeout; then end with exit 7. */
@@ -251,7 +248,12 @@ export class SourcePass {
     if (this.lost) throw new SourceLost(this.lost.message);
     if (this.foundEmpty && moved.failed === 0) {
       // the last word on "empty" comes after the consumer is gone and every ack is in
-      const left = await readyIn(ch, o.from);
+      const left = await readyCount(ch, o.from, { quorum: this.run.sourceQuorum }, o.retryTimeout * 1000)
+        .catch((err) => {
+          throw err instanceof KmqError
+            ? new DeliveryError(`${err.message}; what was not moved stays in it`)
+            : err;
+        });
       if (left > 0) throw new SourceNotEmpty(left);
     }
     if (moved.failed > 0) {
@@ -262,9 +264,4 @@ export class SourcePass {
       );
     }
   }
-}
-
-/** Messages ready in the queue, as the broker counts them now (asked on the consumer's channel). */
-export async function readyIn(ch: AMQPChannel, queue: string): Promise<number> {
-  return (await ch.queueDeclare(queue, { passive: true })).messageCount;
 }

@@ -6,6 +6,7 @@
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import { getJson, managementApi, putJson } from "../amqp/management.ts";
+import { readyCount } from "../amqp/ready-count.ts";
 import { plainJson, type PlainObject } from "../messages/exact-json.ts";
 import { ExitCode, InputError, KmqError, showControls, UsageError } from "../term/errors.ts";
 import type { Log } from "../term/log.ts";
@@ -149,7 +150,15 @@ export async function declareDefinitions(client: AMQPClient, defs: VhostDefiniti
         autoDelete: q.auto_delete === true,
         exclusive: false,
       }, argumentsOf(q)));
-    depths.set(name, { messages: ok.messageCount, consumers: ok.consumerCount });
+    // what a resume counts against: a silent quorum leader's "0, 0" would count its messages as imported
+    const messages = ok.messageCount === 0 && ok.consumerCount === 0 && queueTypeOf(q) === "quorum"
+      ? await client.channel().then(async (ch) => {
+        const ready = await readyCount(ch, name, { quorum: true });
+        await ch.close().catch(() => {});
+        return ready;
+      })
+      : ok.messageCount;
+    depths.set(name, { messages, consumers: ok.consumerCount });
   }
   for (const b of defs.bindings) {
     const [source, destination, key] = [String(b.source), String(b.destination), String(b.routing_key ?? "")];

@@ -11,6 +11,7 @@
  * - stream: read from its first offset to its last one when the export began; nothing changes.
  * - `drain`: each message is acked once it is written and synced to the file (a move to a file).
  */
+import { askReady, readyCount, SilentQueue } from "../amqp/ready-count.ts";
 import type { AMQPChannel, AMQPClient, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { BrokerOptions } from "../amqp/connection.ts";
 import { DEFAULT_EXCHANGE_ONLY } from "../amqp/declarations.ts";
@@ -98,10 +99,11 @@ function stalled(o: QueueReadOptions): KmqError {
   );
 }
 
-async function readyCount(client: AMQPClient, queue: string): Promise<number> {
+/** `ask` on a channel of its own, closed after. */
+async function onOwnChannel<T>(client: AMQPClient, ask: (ch: AMQPChannel) => Promise<T>): Promise<T> {
   const ch = await client.channel();
   try {
-    return (await ch.queueDeclare(queue, { passive: true })).messageCount;
+    return await ask(ch);
   } finally {
     await ch.close().catch(() => {});
   }
@@ -131,8 +133,10 @@ async function pumpQueue(
       const quiet = Date.now() - pump.lastAt;
       if (quiet < QUIET_MS) continue;
       // a stream gives what it has at once: a quiet one has no more (retention took the rest)
-      if (o.type === "stream" || await readyCount(o.client, o.queue) === 0) break;
-      if (quiet >= STALL_MS) throw stalled(o);
+      if (o.type === "stream") break;
+      const ready = await onOwnChannel(o.client, (ch) => askReady(ch, o.queue, { consuming: true }));
+      if (ready === 0) break;
+      if (quiet >= STALL_MS) throw ready === undefined ? new SilentQueue(o.queue, quiet) : stalled(o);
       continue;
     }
     await handle(msg);
@@ -144,7 +148,10 @@ async function pumpQueue(
 
 export async function exportQueue(o: QueueReadOptions): Promise<QueueReadResult> {
   if (o.type === "stream") return await exportStream(o);
-  const atStart = await readyCount(o.client, o.queue);
+  const atStart = await onOwnChannel(
+    o.client,
+    (ch) => readyCount(ch, o.queue, { quorum: o.type === "quorum" }),
+  );
   if (atStart === 0) return { messages: 0, atStart };
   if (o.drain) return await drainQueue(o, atStart);
   if (o.type === "quorum") return await rotateQueue(o, atStart);

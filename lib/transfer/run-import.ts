@@ -6,6 +6,7 @@
  */
 import { brokerIdentity } from "../amqp/client-fixes.ts";
 import { closeQuietly, connect } from "../amqp/connection.ts";
+import { readyCount, SilentQueue } from "../amqp/ready-count.ts";
 import type { AMQPClient } from "@cloudamqp/amqp-client";
 import { parseExact, toPlain } from "../messages/exact-json.ts";
 import { InputError, showControls, UsageError } from "../term/errors.ts";
@@ -80,7 +81,7 @@ export async function runImport(o: ImportOptions, io: ImportIo): Promise<void> {
     }
     const fresh = parts.filter((p) => !confirmed.has(p.target));
     // refused before anything is declared: a queue holding messages would mix them with the import
-    if (o.messages && !o.append) await refuseNonEmpty(client, fresh);
+    if (o.messages && !o.append) await refuseNonEmpty(client, fresh, o.transform.queueType === "quorum");
     const policies = o.policies ? await importPolicies(o.broker, defs) : 0;
     const depths = await declareDefinitions(client, defs);
     io.log.warn(
@@ -122,11 +123,20 @@ function selectedParts(parts: QueuePart[], t: Transform): (QueuePart & { target:
 }
 
 /** A first import adds to empty queues only, unless --append. */
-async function refuseNonEmpty(client: AMQPClient, parts: (QueuePart & { target: string })[]): Promise<void> {
+async function refuseNonEmpty(
+  client: AMQPClient,
+  parts: (QueuePart & { target: string })[],
+  allQuorum: boolean,
+): Promise<void> {
   for (const p of parts) {
     if (p.type === "stream") continue;
     const ch = await client.channel();
-    const held = await ch.queueDeclare(p.target, { passive: true }).then((ok) => ok.messageCount, () => 0);
+    // a missing queue holds nothing; a silent quorum leader is not an empty queue (exit 4)
+    const held = await readyCount(ch, p.target, { quorum: allQuorum || p.type === "quorum" })
+      .catch((err) => {
+        if (err instanceof SilentQueue) throw err;
+        return 0;
+      });
     await ch.close().catch(() => {});
     if (held > 0) {
       throw new UsageError(

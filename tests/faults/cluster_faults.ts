@@ -5,8 +5,10 @@
  */
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { queueDepth, Running, sleep, TEST_URL, unique, withCleanup } from "../helpers.ts";
+import { assertFailure, queueDepth, Running, sleep, TEST_URL, unique, withCleanup } from "../helpers.ts";
 import { PrivateCluster } from "../private_cluster.ts";
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 import { account, fill, finish, linesOf, numbered, takeAll, waitFor } from "./scenarios.ts";
 
 function clusterScenario(name: string, fn: (cluster: PrivateCluster) => Promise<void>): void {
@@ -180,6 +182,48 @@ clusterScenario(
         assertMatch(r.stderr, /queue 'f19bsrc-[0-9a-f]+' does not answer for its count/);
       });
     }
+  },
+);
+
+clusterScenario(
+  "19c: a quorum queue whose leader is frozen is not empty to consume --exit-at-end, move --exit-at-end or export (exit 4)",
+  async (cluster) => {
+    const N = 2000;
+    const [first, second] = cluster.nodes;
+    const [q, dst] = [unique("f19csrc"), unique("f19cdst")];
+    const declared = new Running(["declare", "-e", "", "-q", q, "--queue-type", "quorum"], {
+      env: { KMQ_URL: first!.url }, // its leader is on the first node
+    });
+    assertEquals((await declared.result()).code, 0);
+    await fill(second!.url, q, N);
+    const file = `${await Deno.makeTempDir()}/frozen.kmq`;
+    const env = { KMQ_URL: second!.url };
+    await first!.freeze(); // RabbitMQ now answers "0 messages, 0 consumers" for the queue
+    let results;
+    try {
+      const started = Date.now();
+      results = await Promise.all(
+        [
+          ["consume", "-e", "", "-q", q, "--exit-at-end"],
+          ["move", "--from", q, "--to", dst, "--exit-at-end", "--retry-timeout", "5"],
+          ["export", "-q", q, file],
+        ].map((args) => finish(new Running(args, { env }), 60_000, args[0]!)),
+      );
+      assert(Date.now() - started < 40_000, `they took ${Date.now() - started} ms`);
+    } finally {
+      await first!.thaw();
+    }
+    for (const [i, r] of results.entries()) {
+      // export also says it reads the queue's type over AMQP (no management API here): two lines
+      if (i < 2) assertFailure(r, 4, new RegExp(`queue '${q}' did not answer for its count in (10|5) s`));
+      else {
+        assertEquals(r.code, 4, r.stderr);
+        assertMatch(r.stderr, new RegExp(`kmq: queue '${q}' did not answer for its count in 10 s`));
+      }
+      assertEquals(r.stdout, "");
+    }
+    assert(!(await exists(file)), "no export file was written");
+    await waitFor(async () => (await second!.queueMessages(q)) === N, 60_000, `${N} still in the queue`);
   },
 );
 
