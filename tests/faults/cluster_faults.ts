@@ -186,7 +186,7 @@ clusterScenario(
 );
 
 clusterScenario(
-  "19c: a quorum queue whose leader is frozen is not empty to consume --exit-at-end, move --exit-at-end or export (exit 4)",
+  "19c: a quorum queue whose leader is frozen is not empty to consume --exit-at-end, move --exit-at-end, export or import (exit 4)",
   async (cluster) => {
     const N = 2000;
     const [first, second] = cluster.nodes;
@@ -196,8 +196,15 @@ clusterScenario(
     });
     assertEquals((await declared.result()).code, 0);
     await fill(second!.url, q, N);
-    const file = `${await Deno.makeTempDir()}/frozen.kmq`;
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/frozen.kmq`;
     const env = { KMQ_URL: second!.url };
+    // an export of another queue, to import into the frozen one (renamed, as quorum)
+    const other = unique("f19cother");
+    const made = new Running(["produce", "-e", "", "-r", other, "-q", other, "one"], { env });
+    assertEquals((await made.result()).code, 0);
+    const exported = new Running(["export", "-q", other, `${dir}/other.kmq`], { env });
+    assertEquals((await exported.result()).code, 0, "the export to import");
     await first!.freeze(); // RabbitMQ now answers "0 messages, 0 consumers" for the queue
     let results;
     try {
@@ -207,6 +214,7 @@ clusterScenario(
           ["consume", "-e", "", "-q", q, "--exit-at-end"],
           ["move", "--from", q, "--to", dst, "--exit-at-end", "--retry-timeout", "5"],
           ["export", "-q", q, file],
+          ["import", `${dir}/other.kmq`, "--rename", `${other}=${q}`, "--queue-type", "quorum"],
         ].map((args) => finish(new Running(args, { env }), 60_000, args[0]!)),
       );
       assert(Date.now() - started < 40_000, `they took ${Date.now() - started} ms`);
@@ -214,7 +222,7 @@ clusterScenario(
       await first!.thaw();
     }
     for (const [i, r] of results.entries()) {
-      // export also says it reads the queue's type over AMQP (no management API here): two lines
+      // export and import also say they go without the management API: more than one line
       if (i < 2) assertFailure(r, 4, new RegExp(`queue '${q}' did not answer for its count in (10|5) s`));
       else {
         assertEquals(r.code, 4, r.stderr);
