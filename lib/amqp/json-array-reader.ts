@@ -36,7 +36,10 @@ export class JsonArrayReader {
     return this.#count;
   }
 
-  /** Reads one chunk of the answer; throws a SyntaxError where the text is not a JSON array. */
+  /**
+   * Reads one chunk of the answer; throws NotAnArray when the text begins with anything but `[`,
+   * a SyntaxError where the array is malformed, and what `onElement` throws.
+   */
   push(chunk: Uint8Array): void {
     this.#scan(this.#decoder.decode(chunk, { stream: true }));
   }
